@@ -1,0 +1,231 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { DataService } from "./config/types";
+import { metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT } from "./kube";
+import { AppPlan, JobPlan, migrationFor, TrackPlan } from "./plan/apps";
+import { selectorLabels, usesLabel, versionLabel } from "./plan/names";
+import { Connection } from "./postgres";
+import { Routing } from "./routing";
+
+export interface AppReleaseArgs {
+    plan: AppPlan;
+    namespace: pulumi.Input<string>;
+    namespaceName: string;
+    stack: string;
+    labels: Record<string, string>;
+    connections: Partial<Record<DataService, Connection>>;
+    /** Resources that must be ready before any migration Job runs (the pre-migration backup). */
+    beforeMigrations?: pulumi.Resource[];
+}
+
+/** Every app Service listens on this port and forwards to the container's named port "http". */
+export const SERVICE_PORT = 80;
+const APP_UID = 10001;
+const SMOKE_IMAGE = "curlimages/curl:8.11.1";
+
+/**
+ * One app in one environment: its tracks (a Deployment each, with PDB and autoscaler), Services,
+ * migration and smoke-test Jobs and route, declared in the order that keeps traffic on capacity.
+ */
+export class AppRelease extends pulumi.ComponentResource {
+    readonly deployments: Record<string, k8s.apps.v1.Deployment> = {};
+    readonly outputs: Record<string, unknown>;
+
+    constructor(name: string, args: AppReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("platform:apps:AppRelease", name, {}, opts);
+        const { plan, namespace } = args;
+        const app = plan.config;
+        const appLabels = { ...args.labels, "app.kubernetes.io/component": app.component };
+        const dataEnv = app.uses.flatMap((u) => args.connections[u]?.env ?? []);
+        const usesLabels = Object.fromEntries(app.uses.map((u) => [usesLabel(u), "true"]));
+        const env = [
+            { name: "PORT", value: String(app.port) },
+            ...Object.keys(app.env).sort().map((k) => ({ name: k, value: app.env[k] })),
+            ...dataEnv,
+        ];
+
+        // Migrations: one Job per version being deployed, before that version's Deployment changes.
+        const migrationJobs = new Map<string, k8s.batch.v1.Job>();
+        for (const m of plan.migrations) {
+            migrationJobs.set(m.version, this.job(m, "migration", app.migrations!.command, env, usesLabels, args,
+                { dependsOn: args.beforeMigrations ?? [] }));
+        }
+
+        const services: Record<string, k8s.core.v1.Service> = {};
+        const service = (s: AppPlan["services"][number], dependsOn: pulumi.Resource[] = []) => {
+            services[s.name] = new k8s.core.v1.Service(s.name, {
+                metadata: metadata(s.name, namespace, { ...appLabels, ...selectorLabels(app.name, args.stack) }, s.awaitEndpoints ? undefined : SKIP_AWAIT),
+                spec: {
+                    selector: selectorLabels(app.name, args.stack, s.track),
+                    ports: [{ name: "http", port: SERVICE_PORT, targetPort: "http", protocol: "TCP" }],
+                },
+            }, { parent: this, dependsOn });
+            return services[s.name];
+        };
+
+        const declareTrack = (t: TrackPlan, dependsOn: pulumi.Resource[]) => {
+            const migration = migrationFor(plan, t);
+            const after = [...dependsOn, ...(plan.trackAfter[t.track] ?? []).map((d) => this.deployments[d]).filter((d) => d)];
+            if (migration) after.push(migrationJobs.get(migration.version)!);
+            this.deployments[t.track] = this.deployment(t, env, usesLabels, appLabels, args, after);
+        };
+
+        // 1. Tracks that gain or keep traffic: rolled out and ready before any traffic moves.
+        const draining = new Set(plan.drainAfterTraffic);
+        const gaining = plan.tracks.filter((t) => !draining.has(t.track));
+        for (const t of [...gaining].sort((a, b) => (plan.trackAfter[a.track] ? 1 : 0) - (plan.trackAfter[b.track] ? 1 : 0))) declareTrack(t, []);
+
+        // 2. Direct Services of each track, and smoke tests against them once the track is rolled out.
+        for (const s of plan.services.filter((s) => s.role === "track")) service(s);
+        const smokeJobs: Record<string, k8s.batch.v1.Job> = {};
+        const smokeTest = (t: TrackPlan) => {
+            const job = plan.smokeTests.find((j) => j.track === t.track);
+            if (!job) return;
+            const url = `http://${t.service}.${args.namespaceName}.svc.cluster.local:${SERVICE_PORT}${app.healthPath}`;
+            const gate: pulumi.Resource[] = [services[t.service], this.deployments[t.track]];
+            smokeJobs[t.track] = app.smokeTest
+                ? this.job(job, "smoke-test", app.smokeTest.command, [...env, { name: "SMOKE_TEST_URL", value: url }], usesLabels, args, { dependsOn: gate })
+                : this.job({ ...job, image: SMOKE_IMAGE }, "smoke-test",
+                    ["curl", "--fail", "--silent", "--show-error", "--max-time", "10", "--retry", "10", "--retry-delay", "3", "--retry-all-errors", url],
+                    [], {}, args, { dependsOn: gate });
+        };
+        gaining.forEach(smokeTest);
+        const gatesOf = (tracks: string[]) => tracks.flatMap((tr) => [this.deployments[tr], smokeJobs[tr]].filter((r) => r));
+
+        // 3. The traffic object: the active Service, the shared Service or the route.
+        let trafficObjects: pulumi.Resource[] = [];
+        const primary = plan.services.find((s) => s.role === "primary" || s.role === "active");
+        if (primary) trafficObjects.push(service(primary, gatesOf(plan.trafficAfter)));
+        const preview = plan.services.find((s) => s.role === "preview");
+        if (preview) service(preview, trafficObjects);
+        if (plan.route) {
+            const routing = new Routing(`${app.name}-routing`, {
+                app: app.name, namespace, labels: { ...appLabels, ...selectorLabels(app.name, args.stack) }, route: plan.route, servicePort: SERVICE_PORT,
+            }, { parent: this, dependsOn: [...Object.values(services), ...gatesOf(plan.trafficAfter)] });
+            if (app.strategy === "canary") trafficObjects = routing.trafficObjects;
+        }
+
+        // 4. Tracks that lose traffic change only once the traffic has moved.
+        for (const t of plan.tracks.filter((t) => draining.has(t.track))) {
+            declareTrack(t, trafficObjects);
+            smokeTest(t);
+        }
+
+        const svcHost = (s: string) => `${s}.${args.namespaceName}.svc.cluster.local`;
+        this.outputs = {
+            strategy: app.strategy,
+            images: Object.fromEntries(plan.tracks.map((t) => [t.track, t.image])),
+            replicas: Object.fromEntries(plan.tracks.map((t) => [t.track, t.autoscaled ? `autoscaled ${app.autoscaling!.minReplicas}-${app.autoscaling!.maxReplicas}` : t.replicas])),
+            traffic: plan.traffic,
+            services: Object.fromEntries(plan.services.map((s) => [s.role === "track" ? s.track! : s.role, svcHost(s.name)])),
+            ...(plan.route ? { url: `https://${plan.route.host}${plan.route.path}` } : {}),
+            commands: plan.commands,
+        };
+        this.registerOutputs(this.outputs);
+    }
+
+    private deployment(t: TrackPlan, env: k8s.types.input.core.v1.EnvVar[], usesLabels: Record<string, string>,
+        appLabels: Record<string, string>, args: AppReleaseArgs, dependsOn: pulumi.Resource[]): k8s.apps.v1.Deployment {
+        const app = args.plan.config;
+        const selector = selectorLabels(app.name, args.stack, t.track);
+        const labels = { ...appLabels, ...selector, "app.kubernetes.io/version": versionLabel(t.version) };
+        const podLabels = { ...labels, ...usesLabels };
+        const http = { path: app.healthPath, port: "http" };
+        const deployment = new k8s.apps.v1.Deployment(t.deployment, {
+            metadata: metadata(t.deployment, args.namespace, labels),
+            spec: {
+                replicas: t.replicas,
+                selector: { matchLabels: selector },
+                revisionHistoryLimit: 5,
+                minReadySeconds: 5,
+                progressDeadlineSeconds: 600,
+                // Capacity first inside a track as well: new pods are ready before old ones go.
+                strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
+                template: {
+                    metadata: { labels: podLabels },
+                    spec: {
+                        securityContext: restrictedPodSecurity(APP_UID),
+                        automountServiceAccountToken: false,
+                        terminationGracePeriodSeconds: 30,
+                        topologySpreadConstraints: ["topology.kubernetes.io/zone", "kubernetes.io/hostname"].map((topologyKey) => ({
+                            maxSkew: 1, topologyKey, whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: selector },
+                        })),
+                        containers: [{
+                            name: "app",
+                            image: t.image,
+                            ports: [{ name: "http", containerPort: app.port, protocol: "TCP" }],
+                            env,
+                            resources: resources(app.resources),
+                            securityContext: restrictedContainerSecurity,
+                            startupProbe: { httpGet: http, periodSeconds: 2, failureThreshold: 60 },
+                            readinessProbe: { httpGet: http, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
+                            livenessProbe: { httpGet: http, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+                            // Endpoints are removed asynchronously; keep serving while load balancers catch up.
+                            lifecycle: { preStop: { sleep: { seconds: 10 } } },
+                        }],
+                    },
+                },
+            },
+        }, {
+            parent: this,
+            dependsOn,
+            // The autoscaler owns the replica count of a live autoscaled track; re-asserting it on
+            // every update would undo its work.
+            ...(t.autoscaled ? { ignoreChanges: ["spec.replicas"] } : {}),
+        });
+        new k8s.policy.v1.PodDisruptionBudget(t.deployment, {
+            metadata: metadata(t.deployment, args.namespace, labels),
+            spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+        }, { parent: this });
+        if (t.autoscaled) {
+            const a = app.autoscaling!;
+            new k8s.autoscaling.v2.HorizontalPodAutoscaler(t.deployment, {
+                metadata: metadata(t.deployment, args.namespace, labels),
+                spec: {
+                    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: t.deployment },
+                    minReplicas: a.minReplicas,
+                    maxReplicas: a.maxReplicas,
+                    metrics: [{ type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: a.targetCPUUtilization } } }],
+                },
+            }, { parent: this, dependsOn: [deployment] });
+        }
+        return deployment;
+    }
+
+    private job(j: JobPlan, purpose: "migration" | "smoke-test", command: string[], env: k8s.types.input.core.v1.EnvVar[],
+        usesLabels: Record<string, string>, args: AppReleaseArgs, opts: pulumi.CustomResourceOptions): k8s.batch.v1.Job {
+        const app = args.plan.config;
+        // Job pods never carry a track selector's labels: no Service may send traffic to them.
+        const labels = {
+            ...args.labels,
+            ...selectorLabels(`${app.name}-${purpose}`, args.stack),
+            "app.kubernetes.io/component": purpose,
+            "app.kubernetes.io/version": versionLabel(j.version),
+        };
+        return new k8s.batch.v1.Job(j.name, {
+            metadata: metadata(j.name, args.namespace, labels),
+            spec: {
+                // No ttlSecondsAfterFinished: a Job deleted behind Pulumi's back would be re-created
+                // (and re-run) by the next update. The name changes with the version instead.
+                backoffLimit: purpose === "migration" ? 1 : 2,
+                activeDeadlineSeconds: purpose === "migration" ? 1800 : 300,
+                template: {
+                    metadata: { labels: { ...labels, ...usesLabels } },
+                    spec: {
+                        restartPolicy: "Never",
+                        securityContext: restrictedPodSecurity(APP_UID),
+                        automountServiceAccountToken: false,
+                        containers: [{
+                            name: purpose,
+                            image: j.image,
+                            command,
+                            env,
+                            resources: resources(app.resources),
+                            securityContext: restrictedContainerSecurity,
+                        }],
+                    },
+                },
+            },
+        }, { parent: this, ...opts });
+    }
+}

@@ -1,0 +1,128 @@
+// The validated stack config: what `platform:*` keys mean once every default is filled in.
+
+export type Tier = "local" | "staging" | "production";
+export type Strategy = "rolling" | "blueGreen" | "canary";
+export type Color = "blue" | "green";
+export type RoutingKind = "gateway" | "nginx" | "replicas";
+export type DataService = "postgres" | "redis";
+export type BackupDestination = "pvc" | "gcs";
+
+export interface Resources {
+    requests: { cpu: string; memory: string };
+    limits: { cpu: string; memory: string };
+}
+
+export interface BackupConfig {
+    enabled: boolean;
+    schedule: string;
+    keepDaily: number;
+    keepWeekly: number;
+    keepMonthly: number;
+    destination: BackupDestination;
+    /** Size of the backup volume when destination is "pvc". */
+    storage: string;
+    restoreDrill: { schedule: string };
+    /** Postgres only: take a verified backup before any migration Job runs. */
+    beforeMigrations: boolean;
+}
+
+export interface PostgresConfig {
+    mode: "incluster" | "cloudsql";
+    version: string;
+    storage: string;
+    storageClass?: string;
+    resources: Resources;
+    database: string;
+    user: string;
+    cloudsql?: { tier: string; availabilityType: "ZONAL" | "REGIONAL"; diskSizeGb: number; network: string };
+    backup: BackupConfig;
+}
+
+export interface RedisConfig {
+    mode: "incluster" | "memorystore";
+    version: string;
+    persistence: boolean;
+    storage: string;
+    storageClass?: string;
+    resources: Resources;
+    memorystore?: { tier: "BASIC" | "STANDARD_HA"; memorySizeGb: number; network: string };
+    backup: BackupConfig;
+}
+
+export interface BlueGreenConfig {
+    activeColor: Color;
+    blue: string;
+    green: string;
+    /** Replicas of the colour that does not take traffic; 0 scales it away. */
+    idleReplicas: number;
+}
+
+export interface CanaryConfig {
+    stable: string;
+    canary?: string;
+    weight: number;
+    /** Pinned canary size; by default the canary is sized to take all traffic. */
+    canaryReplicas?: number;
+}
+
+export interface RoutingConfig {
+    kind: RoutingKind;
+    host?: string;
+    path: string;
+    gateway?: { name: string; namespace: string };
+    ingressClassName: string;
+}
+
+export interface AutoscalingConfig {
+    minReplicas: number;
+    maxReplicas: number;
+    targetCPUUtilization: number;
+}
+
+export interface BuildConfig {
+    context: string;
+    dockerfile?: string;
+    target?: string;
+    args: Record<string, string>;
+}
+
+export interface AppConfig {
+    name: string;
+    image: string;
+    port: number;
+    healthPath: string;
+    replicas: number;
+    component: string;
+    resources: Resources;
+    env: Record<string, string>;
+    uses: DataService[];
+    strategy: Strategy;
+    tag?: string;
+    blueGreen?: BlueGreenConfig;
+    canary?: CanaryConfig;
+    routing?: RoutingConfig;
+    migrations?: { command: string[] };
+    smokeTest?: { command: string[] };
+    autoscaling?: AutoscalingConfig;
+    build?: BuildConfig;
+}
+
+export interface GcpConfig {
+    enabled: boolean;
+    project?: string;
+    region?: string;
+    /** How many recent image versions the Artifact Registry cleanup policy keeps. */
+    keepImageVersions: number;
+}
+
+export interface StackConfig {
+    /** The Pulumi stack name: the environment's name. */
+    stack: string;
+    tier: Tier;
+    namespace: string;
+    kubernetes: { renderYamlToDirectory?: string; context?: string };
+    gcp: GcpConfig;
+    postgres: PostgresConfig;
+    redis: RedisConfig;
+    apps: AppConfig[];
+}

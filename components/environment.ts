@@ -1,0 +1,74 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { AppRelease } from "./app";
+import { DataService } from "./config/types";
+import { metadata } from "./kube";
+import { EnvironmentPlan } from "./plan/environment";
+import { LABEL_TIER } from "./plan/names";
+import { Connection, Postgres } from "./postgres";
+import { Redis } from "./redis";
+
+export interface EnvironmentArgs {
+    plan: EnvironmentPlan;
+}
+
+/** One environment: its namespace, data services and apps, all from a validated plan. */
+export class Environment extends pulumi.ComponentResource {
+    readonly namespace: pulumi.Output<string>;
+    readonly apps: Record<string, AppRelease> = {};
+    readonly outputs: Record<string, unknown>;
+
+    constructor(name: string, args: EnvironmentArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("platform:core:Environment", name, {}, opts);
+        const { plan } = args;
+        const { config } = plan;
+        const keep = { protect: plan.protectData, retainOnDelete: plan.protectData };
+
+        const provider = new k8s.Provider("kubernetes", {
+            ...(config.kubernetes.renderYamlToDirectory ? { renderYamlToDirectory: config.kubernetes.renderYamlToDirectory } : {}),
+            ...(config.kubernetes.context ? { context: config.kubernetes.context } : {}),
+        }, { parent: this });
+        const child = { parent: this, providers: { kubernetes: provider } };
+
+        // Deleting a namespace deletes every volume in it: in production it is protected like the data.
+        const ns = new k8s.core.v1.Namespace("namespace", {
+            metadata: {
+                name: plan.namespace,
+                labels: {
+                    ...plan.labels,
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+        }, { ...child, ...keep });
+        this.namespace = ns.metadata.name;
+        const common = { namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, protectData: plan.protectData };
+
+        const connections: Partial<Record<DataService, Connection>> = {};
+        const postgres = new Postgres("postgres", { ...common, config: config.postgres }, child);
+        connections.postgres = postgres.connection;
+        const redis = new Redis("redis", { ...common, config: config.redis }, child);
+        connections.redis = redis.connection;
+
+        // Data-tier pods accept only what a NetworkPolicy of their service allows.
+        new k8s.networking.v1.NetworkPolicy("data-default-deny", {
+            metadata: metadata("data-default-deny", this.namespace, plan.labels),
+            spec: { podSelector: { matchLabels: { [LABEL_TIER]: "data" } }, policyTypes: ["Ingress"] },
+        }, child);
+
+        for (const app of plan.apps) {
+            this.apps[app.config.name] = new AppRelease(app.config.name, {
+                plan: app, namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, connections,
+            }, child);
+        }
+
+        this.outputs = {
+            namespace: plan.namespace,
+            tier: config.tier,
+            apps: Object.fromEntries(Object.entries(this.apps).map(([n, a]) => [n, a.outputs])),
+            postgres: { host: postgres.connection.host, secret: postgres.connection.secretName },
+            redis: { host: redis.connection.host, secret: redis.connection.secretName },
+        };
+        this.registerOutputs(this.outputs);
+    }
+}

@@ -1,0 +1,29 @@
+import { StackConfig } from "../config/types";
+import { AppPlan, planApp } from "./apps";
+import { commonLabels } from "./names";
+
+export interface EnvironmentPlan {
+    config: StackConfig;
+    namespace: string;
+    /** Production data is protected: `protect` stops a destroy, `retainOnDelete` keeps the object if removed. */
+    protectData: boolean;
+    labels: Record<string, string>;
+    apps: AppPlan[];
+    /** Which data services some app (or backup) connects to. */
+    clientsOf: { postgres: string[]; redis: string[] };
+}
+
+export function planEnvironment(config: StackConfig): EnvironmentPlan {
+    const apps = config.apps.map((a) => planApp(a, config));
+    return {
+        config,
+        namespace: config.namespace,
+        protectData: config.tier === "production",
+        labels: commonLabels(config.stack),
+        apps,
+        clientsOf: {
+            postgres: config.apps.filter((a) => a.uses.includes("postgres")).map((a) => a.name),
+            redis: config.apps.filter((a) => a.uses.includes("redis")).map((a) => a.name),
+        },
+    };
+}
