@@ -101,7 +101,8 @@ export class AppRelease extends pulumi.ComponentResource {
         if (plan.route) {
             const routing = new Routing(`${app.name}-routing`, {
                 app: app.name, namespace, labels: { ...appLabels, ...selectorLabels(app.name, args.stack) }, route: plan.route, servicePort: SERVICE_PORT,
-            }, { parent: this, dependsOn: [...Object.values(services), ...gatesOf(plan.trafficAfter)] });
+                after: [...Object.values(services), ...gatesOf(plan.trafficAfter)],
+            }, { parent: this });
             if (app.strategy === "canary") trafficObjects = routing.trafficObjects;
         }
 

@@ -28,6 +28,8 @@ export class Environment extends pulumi.ComponentResource {
             ...(config.kubernetes.renderYamlToDirectory ? { renderYamlToDirectory: config.kubernetes.renderYamlToDirectory } : {}),
             ...(config.kubernetes.context ? { context: config.kubernetes.context } : {}),
         }, { parent: this });
+        // Custom resources take `provider`; components pass `providers` down to their children.
+        const resource = { parent: this, provider };
         const child = { parent: this, providers: { kubernetes: provider } };
 
         // Deleting a namespace deletes every volume in it: in production it is protected like the data.
@@ -40,7 +42,7 @@ export class Environment extends pulumi.ComponentResource {
                     "pod-security.kubernetes.io/enforce-version": "latest",
                 },
             },
-        }, { ...child, ...keep });
+        }, { ...resource, ...keep });
         this.namespace = ns.metadata.name;
         const common = { namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, protectData: plan.protectData };
 
@@ -54,7 +56,7 @@ export class Environment extends pulumi.ComponentResource {
         new k8s.networking.v1.NetworkPolicy("data-default-deny", {
             metadata: metadata("data-default-deny", this.namespace, plan.labels),
             spec: { podSelector: { matchLabels: { [LABEL_TIER]: "data" } }, policyTypes: ["Ingress"] },
-        }, child);
+        }, resource);
 
         for (const app of plan.apps) {
             this.apps[app.config.name] = new AppRelease(app.config.name, {

@@ -10,6 +10,8 @@ export interface RoutingArgs {
     route: RoutePlan;
     /** Port every app Service listens on. */
     servicePort: number;
+    /** What must be ready before traffic moves (a component's dependsOn does not reach its children). */
+    after: pulumi.Resource[];
 }
 
 /**
@@ -38,7 +40,7 @@ export class Routing extends pulumi.ComponentResource {
                         backendRefs: route.backends.map((b) => ({ group: "", kind: "Service", name: b.service, port: args.servicePort, weight: b.weight })),
                     }],
                 },
-            }, { parent: this }));
+            }, { parent: this, dependsOn: args.after }));
         } else {
             const [primary, canary] = route.backends;
             const rule = (service: string): k8s.types.input.networking.v1.IngressRule => ({
@@ -48,7 +50,7 @@ export class Routing extends pulumi.ComponentResource {
             this.trafficObjects.push(new k8s.networking.v1.Ingress(`${app}-ingress`, {
                 metadata: metadata(app, namespace, labels),
                 spec: { ingressClassName: route.ingressClassName, rules: [rule(primary.service)] },
-            }, { parent: this }));
+            }, { parent: this, dependsOn: args.after }));
             if (canary) {
                 this.trafficObjects.push(new k8s.networking.v1.Ingress(`${app}-canary-ingress`, {
                     metadata: metadata(`${app}-canary`, namespace, labels, {
@@ -58,7 +60,7 @@ export class Routing extends pulumi.ComponentResource {
                         ...SKIP_AWAIT,
                     }),
                     spec: { ingressClassName: route.ingressClassName, rules: [rule(canary.service)] },
-                }, { parent: this }));
+                }, { parent: this, dependsOn: args.after }));
             }
         }
         this.registerOutputs({ host: route.host, backends: route.backends });

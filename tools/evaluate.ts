@@ -1,0 +1,149 @@
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+// Runs the real program in-process under Pulumi's mock monitor and records every resource it
+// registers, with the options the engine would receive. The render tool and the tests use it.
+//
+// How options are seen: mocks hand `newResource` only type, name and inputs, so the mock monitor's
+// registerResource is wrapped to read the whole RegisterResourceRequest — parent, protect,
+// retainOnDelete, dependencies, ignoreChanges, provider — exactly what the engine would be sent.
+
+export const PROJECT = "platform";
+export const ROOT = path.resolve(__dirname, "..");
+
+export interface RegisteredResource {
+    type: string;
+    name: string;
+    urn: string;
+    custom: boolean;
+    inputs: Record<string, any>;
+    parent?: string;
+    provider?: string;
+    protect: boolean;
+    retainOnDelete: boolean;
+    /** URNs this resource depends on (explicit dependsOn and inputs from other resources). */
+    dependencies: string[];
+    ignoreChanges: string[];
+    deleteBeforeReplace: boolean;
+}
+
+export interface Evaluation {
+    stack: string;
+    resources: RegisteredResource[];
+    outputs: Record<string, any>;
+    /** Plain-text values of every generated password (to prove they never leak). */
+    generatedSecrets: string[];
+}
+
+export type ConfigValues = Record<string, unknown>;
+
+/** Reads `Pulumi.<stack>.yaml` into a map of full config keys to values. */
+export function readStackFile(stack: string): ConfigValues {
+    const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
+    if (!fs.existsSync(file)) throw new Error(`No stack file ${file}: create Pulumi.${stack}.yaml or name an existing stack.`);
+    const doc = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as { config?: ConfigValues };
+    return { ...(doc.config ?? {}) };
+}
+
+/** Sets a value at a `pulumi config set --path` style path ("platform:apps.api.canary.weight"). */
+export function setPath(config: ConfigValues, keyPath: string, value: unknown): ConfigValues {
+    const out = structuredClone(config);
+    const [ns, rest] = keyPath.includes(":") ? [keyPath.slice(0, keyPath.indexOf(":")), keyPath.slice(keyPath.indexOf(":") + 1)] : ["platform", keyPath];
+    const parts = rest.split(".");
+    const top = `${ns}:${parts[0]}`;
+    if (parts.length === 1) {
+        if (value === undefined) delete out[top];
+        else out[top] = value;
+        return out;
+    }
+    let node = (out[top] ??= {}) as Record<string, any>;
+    for (const p of parts.slice(1, -1)) node = (node[p] ??= {});
+    if (value === undefined) delete node[parts[parts.length - 1]];
+    else node[parts[parts.length - 1]] = value;
+    return out;
+}
+
+let monitorPatched = false;
+let captured: RegisteredResource[] = [];
+const generated: string[] = [];
+
+function patchMonitor(): void {
+    if (monitorPatched) return;
+    monitorPatched = true;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { MockMonitor } = require("@pulumi/pulumi/runtime/mocks");
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { deserializeProperties } = require("@pulumi/pulumi/runtime/rpc");
+    const original = MockMonitor.prototype.registerResource;
+    MockMonitor.prototype.registerResource = function (req: any, callback: (err: any, res: any) => void) {
+        original.call(this, req, (err: any, res: any) => {
+            if (!err && res) {
+                captured.push({
+                    type: req.getType(),
+                    name: req.getName(),
+                    urn: res.getUrn(),
+                    custom: req.getCustom(),
+                    inputs: deserializeProperties(req.getObject()),
+                    parent: req.getParent() || undefined,
+                    provider: req.getProvider() || undefined,
+                    protect: req.getProtect() === true,
+                    retainOnDelete: req.getRetainondelete() === true,
+                    dependencies: req.getDependenciesList(),
+                    ignoreChanges: req.getIgnorechangesList(),
+                    deleteBeforeReplace: req.getDeletebeforereplace(),
+                });
+            }
+            callback(err, res);
+        });
+    };
+}
+
+const mocks: pulumi.runtime.Mocks = {
+    newResource(args) {
+        const state: Record<string, any> = { ...args.inputs };
+        if (args.type === "random:index/randomPassword:RandomPassword") {
+            // Deterministic per name, recognisable, and long enough to be unmistakable in a leak check.
+            const value = `pw${Buffer.from(args.name).toString("hex")}Z9q${"x".repeat(12)}`.slice(0, args.inputs.length ?? 32);
+            generated.push(value);
+            state.result = value;
+        }
+        if (args.type.startsWith("kubernetes:") && state.metadata && !state.metadata.name) {
+            state.metadata = { ...state.metadata, name: `${args.name}-mock` };
+        }
+        return { id: `${args.name}-id`, state };
+    },
+    call(args) {
+        return args.inputs;
+    },
+};
+
+/**
+ * Evaluates the program for `stack` with `config` (full keys → values). Resolves once every
+ * resource is registered. Throws what the program throws (e.g. a config error).
+ */
+export async function evaluate(stack: string, config: ConfigValues): Promise<Evaluation> {
+    patchMonitor();
+    captured = [];
+    generated.length = 0;
+    const all: Record<string, string> = {};
+    for (const [k, v] of Object.entries(config)) all[k] = typeof v === "string" ? v : JSON.stringify(v);
+    pulumi.runtime.setAllConfig(all, []);
+    await pulumi.runtime.setMocks(mocks, PROJECT, stack, false);
+    // The program module is loaded fresh for every evaluation, as the engine would run it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runProgram } = require("../components/program") as typeof import("../components/program");
+    const env = runProgram();
+    const outputs = await new Promise<Record<string, any>>((resolve) => pulumi.output(env.outputs).apply((o) => resolve(o as Record<string, any>)));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
+    return { stack, resources: [...captured], outputs, generatedSecrets: [...generated] };
+}
+
+/** Evaluates a stack file, with `overrides` applied as `pulumi config set --path` would. */
+export async function evaluateStack(stack: string, overrides: Record<string, unknown> = {}): Promise<Evaluation> {
+    let config = readStackFile(stack);
+    for (const [k, v] of Object.entries(overrides)) config = setPath(config, k, v);
+    return evaluate(stack, config);
+}
