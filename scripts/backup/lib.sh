@@ -257,7 +257,7 @@ dest_put() {
     rm -f -- "$tmp"
     return 1
   fi
-  _gcs cp --no-clobber -- "$src" "$BACKUP_GCS_URL/$name" >/dev/null || {
+  _gcs cp --no-clobber "$src" "$BACKUP_GCS_URL/$name" >/dev/null || {
     cp "$BK_RUN/gcloud.err" "$BK_RUN/put.err"
     return 1
   }
@@ -269,7 +269,7 @@ dest_get() {
     cp -- "$BACKUP_DIR/$1" "$2" 2>"$BK_RUN/get.err"
     return
   fi
-  _gcs cp -- "$BACKUP_GCS_URL/$1" "$2" >/dev/null || { cp "$BK_RUN/gcloud.err" "$BK_RUN/get.err"; return 1; }
+  _gcs cp "$BACKUP_GCS_URL/$1" "$2" >/dev/null || { cp "$BK_RUN/gcloud.err" "$BK_RUN/get.err"; return 1; }
 }
 
 # dest_rm NAME
@@ -278,7 +278,7 @@ dest_rm() {
     rm -f -- "$BACKUP_DIR/$1"
     return
   fi
-  _gcs rm -- "$BACKUP_GCS_URL/$1" >/dev/null
+  _gcs rm "$BACKUP_GCS_URL/$1" >/dev/null
 }
 
 # list_backups PREFIX: sets BK_IDS to the complete backups (ids with a
