@@ -56,7 +56,7 @@ export class Routing extends pulumi.ComponentResource {
                     metadata: metadata(`${app}-canary`, namespace, labels, {
                         "nginx.ingress.kubernetes.io/canary": "true",
                         "nginx.ingress.kubernetes.io/canary-weight": String(canary.weight),
-                        // At weight 0 the canary Service has no endpoints; the Deployment gate orders the rest.
+                        // The canary's Deployment and smoke test gate this Ingress; its endpoints need no second wait.
                         ...SKIP_AWAIT,
                     }),
                     spec: { ingressClassName: route.ingressClassName, rules: [rule(canary.service)] },

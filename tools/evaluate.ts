@@ -85,7 +85,7 @@ function patchMonitor(): void {
                     name: req.getName(),
                     urn: res.getUrn(),
                     custom: req.getCustom(),
-                    inputs: deserializeProperties(req.getObject()),
+                    inputs: unwrapSecrets(deserializeProperties(req.getObject())),
                     parent: req.getParent() || undefined,
                     provider: req.getProvider() || undefined,
                     protect: req.getProtect() === true,
@@ -98,6 +98,19 @@ function patchMonitor(): void {
             callback(err, res);
         });
     };
+}
+
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+/** Replaces the wire form of secret values by the values themselves. */
+function unwrapSecrets(value: any): any {
+    if (Array.isArray(value)) return value.map(unwrapSecrets);
+    if (value && typeof value === "object") {
+        if (value[SIG_KEY] === SECRET_SIG) return unwrapSecrets(value.value);
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+    }
+    return value;
 }
 
 const mocks: pulumi.runtime.Mocks = {
@@ -139,6 +152,11 @@ export async function evaluate(stack: string, config: ConfigValues): Promise<Eva
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
     return { stack, resources: [...captured], outputs, generatedSecrets: [...generated] };
+}
+
+/** Resources registered by the last evaluation, also when it failed. */
+export function lastRegistered(): RegisteredResource[] {
+    return [...captured];
 }
 
 /** Evaluates a stack file, with `overrides` applied as `pulumi config set --path` would. */

@@ -155,13 +155,13 @@ function planBlueGreen(app: AppConfig, config: StackConfig): AppPlan {
         if (replicas === 0) continue;
         tracks.push(track(app, color, `${app.name}-${color}`, bg[color], replicas, isActive, `${app.name}-${color}`));
     }
+    const idleExists = tracks.some((t) => t.track === idle);
+    // A Service exists only while its track does: a Service that selects nothing is an outage waiting.
     const services: ServicePlan[] = [
         { name: app.name, track: active, role: "active", awaitEndpoints: true },
-        { name: `${app.name}-preview`, track: idle, role: "preview", awaitEndpoints: false },
-        { name: `${app.name}-blue`, track: "blue", role: "track", awaitEndpoints: false },
-        { name: `${app.name}-green`, track: "green", role: "track", awaitEndpoints: false },
+        ...(idleExists ? [{ name: `${app.name}-preview`, track: idle, role: "preview" as const, awaitEndpoints: false }] : []),
+        ...tracks.map((t) => ({ name: t.service, track: t.track, role: "track" as const, awaitEndpoints: false })),
     ];
-    const idleExists = tracks.some((t) => t.track === idle);
     const commands: Record<string, string> = {
         release: set(config, app.name, `blueGreen.${idle}`, "<new-tag>"),
         switch: set(config, app.name, "blueGreen.activeColor", idle),
@@ -218,10 +218,11 @@ function planCanary(app: AppConfig, config: StackConfig): AppPlan {
         tracks.push(track(app, "canary", `${app.name}-canary`, canaryVersion, canaryReplicas, true, `${app.name}-canary`));
     }
     const canaryTrack = tracks.find((t) => t.track === "canary");
-    const services: ServicePlan[] = [
-        { name: `${app.name}-stable`, track: "stable", role: "track", awaitEndpoints: !byReplicas || stableReplicas > 0 },
-        { name: `${app.name}-canary`, track: "canary", role: "track", awaitEndpoints: false },
-    ];
+    const services: ServicePlan[] = tracks.map((t) => ({
+        name: t.service, track: t.track, role: "track" as const,
+        // The canary and (with replicas routing at weight 100) stable may have no pods of their own.
+        awaitEndpoints: t.track === "stable" && t.replicas > 0,
+    }));
     if (byReplicas) services.unshift({ name: app.name, role: "primary", awaitEndpoints: true });
 
     let traffic: AppPlan["traffic"];
@@ -244,15 +245,13 @@ function planCanary(app: AppConfig, config: StackConfig): AppPlan {
         commands.promote = `${set(config, app.name, "canary.stable", canaryVersion)} && ${weightCmd(0)}`;
         commands.abort = weightCmd(0);
     }
-    const canaryWeight = canaryTrack ? c.weight : 0;
     return {
         config: app,
         tracks,
         services,
-        route: byReplicas ? undefined : routeFor(app, [
-            { service: `${app.name}-stable`, weight: 100 - canaryWeight, track: "stable" },
-            { service: `${app.name}-canary`, weight: canaryWeight, track: "canary" },
-        ]),
+        route: byReplicas ? undefined : routeFor(app, canaryTrack
+            ? [{ service: `${app.name}-stable`, weight: 100 - c.weight, track: "stable" }, { service: canaryTrack.service, weight: c.weight, track: "canary" }]
+            : [{ service: `${app.name}-stable`, weight: 100, track: "stable" }]),
         migrations: migrationsFor(app, tracks),
         smokeTests: canaryTrack ? [smokeTest(app, canaryTrack)] : [],
         // The route moves only once every track it sends traffic to is rolled out. With replicas
