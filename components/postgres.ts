@@ -9,7 +9,8 @@ import { LABEL_TIER, selectorLabels, usesLabel } from "./plan/names";
 export interface Connection {
     /** Secret with keys host, port, username, password, url (and database for Postgres). */
     secretName: pulumi.Output<string>;
-    host: string;
+    /** A cluster DNS name in the cluster; a managed service's private IP, known once it exists. */
+    host: pulumi.Input<string>;
     port: number;
     /** Env vars an app gets, each a secretKeyRef into `secretName`. */
     env: k8s.types.input.core.v1.EnvVar[];
