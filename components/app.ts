@@ -129,7 +129,9 @@ export class AppRelease extends pulumi.ComponentResource {
         appLabels: Record<string, string>, args: AppReleaseArgs, dependsOn: pulumi.Resource[]): k8s.apps.v1.Deployment {
         const app = args.plan.config;
         const selector = selectorLabels(app.name, args.stack, t.track);
-        const labels = { ...appLabels, ...selector, "app.kubernetes.io/version": versionLabel(t.version) };
+        // The version label sits on the Deployment and its pods only, so a release touches nothing else.
+        const trackLabels = { ...appLabels, ...selector };
+        const labels = { ...trackLabels, "app.kubernetes.io/version": versionLabel(t.version) };
         const podLabels = { ...labels, ...usesLabels };
         const http = { path: app.healthPath, port: "http" };
         const deployment = new k8s.apps.v1.Deployment(t.deployment, {
@@ -175,13 +177,13 @@ export class AppRelease extends pulumi.ComponentResource {
             ...(t.autoscaled ? { ignoreChanges: ["spec.replicas"] } : {}),
         });
         new k8s.policy.v1.PodDisruptionBudget(t.deployment, {
-            metadata: metadata(t.deployment, args.namespace, labels),
+            metadata: metadata(t.deployment, args.namespace, trackLabels),
             spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
         }, { parent: this });
         if (t.autoscaled) {
             const a = app.autoscaling!;
             new k8s.autoscaling.v2.HorizontalPodAutoscaler(t.deployment, {
-                metadata: metadata(t.deployment, args.namespace, labels),
+                metadata: metadata(t.deployment, args.namespace, trackLabels),
                 spec: {
                     scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: t.deployment },
                     minReplicas: a.minReplicas,
