@@ -25,18 +25,20 @@ declare -A BK_F=()      # field name -> JSON value
 declare -a BK_ORDER=()  # field names in insertion order
 BK_CLEANUPS=()          # commands run (in reverse order) on exit
 
-info() { printf '[%s %s] %s\n' "$BK_EVENT" "$(date -u +%H:%M:%S)" "$*" >&2; }
+info() { printf '[%s %(%H:%M:%S)T] %s\n' "$BK_EVENT" -1 "$*" >&2; }
 
 # json_escape STRING: STRING as a JSON string literal. Bytes outside printable
 # ASCII (and control characters) are dropped, so the line is always valid JSON.
 json_escape() {
-  local s=$1
+  local LC_ALL=C s=$1
   s=${s//\\/\\\\}
   s=${s//\"/\\\"}
   s=${s//$'\n'/\\n}
   s=${s//$'\t'/\\t}
   s=${s//$'\r'/}
-  s=$(LC_ALL=C tr -cd '\040-\176' <<<"$s")
+  if [[ $s == *[!\ -~]* ]]; then
+    s=$(tr -cd '\040-\176' <<<"$s")
+  fi
   printf '"%s"' "$s"
 }
 
@@ -109,6 +111,7 @@ bk_init() { # event phase
   BK_PHASE=$2
   set -Eeuo pipefail
   umask 077
+  export TZ=UTC
   # A write to a closed pipe must fail the command, not kill the script
   # before it can log.
   trap '' PIPE
@@ -272,13 +275,18 @@ dest_get() {
   _gcs cp "$BACKUP_GCS_URL/$1" "$2" >/dev/null || { cp "$BK_RUN/gcloud.err" "$BK_RUN/get.err"; return 1; }
 }
 
-# dest_rm NAME
+# dest_rm NAME...
 dest_rm() {
+  (($#)) || return 0
+  local n
+  local -a paths=()
   if [[ $BACKUP_DEST == pvc ]]; then
-    rm -f -- "$BACKUP_DIR/$1"
+    for n in "$@"; do paths+=("$BACKUP_DIR/$n"); done
+    rm -f -- "${paths[@]}"
     return
   fi
-  _gcs rm "$BACKUP_GCS_URL/$1" >/dev/null
+  for n in "$@"; do paths+=("$BACKUP_GCS_URL/$n"); done
+  _gcs rm "${paths[@]}" >/dev/null
 }
 
 # list_backups PREFIX: sets BK_IDS to the complete backups (ids with a
@@ -289,6 +297,7 @@ dest_rm() {
 list_backups() {
   local prefix=$1 name rest id
   local -A complete=() seen=()
+  BK_FILES=()
   if ! BK_LISTING=$(dest_list); then
     local why; why=$(tail_of "$BK_RUN/gcloud.err")
     fail $EX_DEST "cannot list the destination $BK_DEST_DESC${why:+: $why}"
@@ -298,10 +307,11 @@ list_backups() {
   while IFS= read -r name; do
     [[ $name == "$prefix-"* ]] || continue
     rest=${name#"$prefix-"}
-    [[ $rest =~ ^([0-9]{8}T[0-9]{6}Z)\.(.+)$ ]] || continue
+    [[ $rest =~ ^([0-9]{8}T[0-9]{6}Z)\.([A-Za-z0-9._-]+)$ ]] || continue
     id="$prefix-${BASH_REMATCH[1]}"
     seen[$id]=1
-    [[ ${BASH_REMATCH[2]} == sha256 ]] && complete[$id]=1
+    BK_FILES[$id]+="$name"$'\n'
+    if [[ ${BASH_REMATCH[2]} == sha256 ]]; then complete[$id]=1; fi
   done <<<"$BK_LISTING"
   for id in "${!seen[@]}"; do
     [[ -v "complete[$id]" ]] || BK_INCOMPLETE+=("$id")
@@ -312,13 +322,11 @@ list_backups() {
   return 0
 }
 
-# files_of ID: the destination names belonging to backup ID (from BK_LISTING)
+declare -A BK_FILES=() # id -> its files in the destination, one a line (from list_backups)
+
+# files_of ID: the destination names belonging to backup ID (from the last list_backups)
 files_of() {
-  local name
-  while IFS= read -r name; do
-    [[ $name == "$1".* ]] && printf '%s\n' "$name"
-  done <<<"$BK_LISTING"
-  return 0
+  printf '%s' "${BK_FILES[$1]:-}"
 }
 
 # ---------------------------------------------------------------------------
@@ -355,7 +363,8 @@ retention_select() {
   )
   ((${#keys[@]} == n)) || return 1
   for ((i = 0; i < n; i++)); do
-    read -r -a line <<<"${keys[$i]}"
+    # shellcheck disable=SC2206
+    line=(${keys[$i]})
     keep=0
     for b in 0 1 2; do
       if ((counts[b] > 0)); then
@@ -387,6 +396,9 @@ prune() {
   local decisions
   decisions=$(for id in "${BK_IDS[@]}"; do ts_of_id "$id"; done | retention_select "$d" "$w" "$m") ||
     fail $EX_PRUNE "retention: cannot compute calendar buckets with date(1)"
+  local -a doomed=() shas=()
+  local f left
+  local -A present=()
   while read -r verdict ts; do
     [[ -n ${verdict:-} ]] || continue
     id="$prefix-$ts"
@@ -394,17 +406,39 @@ prune() {
       kept+=("$id")
       continue
     fi
-    local f ok=1
-    if dest_rm "$id.sha256"; then
-      while IFS= read -r f; do
-        [[ -n $f && $f != "$id.sha256" ]] || continue
-        dest_rm "$f" || ok=0
-      done < <(files_of "$id")
-    else
-      ok=0
-    fi
-    if ((ok)); then pruned+=("$id"); info "pruned $id"; else failed+=("$id"); fi
+    doomed+=("$id")
+    shas+=("$id.sha256")
   done <<<"$decisions"
+  if ((${#doomed[@]})); then
+    # 1. every doomed .sha256 (the backups stop being complete), in one call
+    #    (gcloud starts slowly);
+    # 2. the other files only of the backups whose .sha256 is really gone, so
+    #    a failed delete never leaves a "complete" backup without its data;
+    # 3. a backup counts as pruned when none of its files is left.
+    dest_rm "${shas[@]}" || true
+    left=$(dest_list) || fail $EX_PRUNE "cannot list the destination after deleting"
+    while IFS= read -r f; do present[$f]=1; done <<<"$left"
+    local -a rest=()
+    for id in "${doomed[@]}"; do
+      [[ -v "present[$id.sha256]" ]] && continue
+      # names are [A-Za-z0-9._-] only (list_backups), so word splitting is safe
+      for f in ${BK_FILES[$id]:-}; do
+        if [[ $f != "$id.sha256" ]]; then rest+=("$f"); fi
+      done
+    done
+    dest_rm "${rest[@]}" || true
+    left=$(dest_list) || fail $EX_PRUNE "cannot list the destination after deleting"
+    present=()
+    while IFS= read -r f; do present[$f]=1; done <<<"$left"
+    for id in "${doomed[@]}"; do
+      local ok=1
+      for f in ${BK_FILES[$id]:-}; do
+        if [[ -v "present[$f]" ]]; then ok=0; fi
+      done
+      if ((ok)); then pruned+=("$id"); else failed+=("$id"); fi
+    done
+    info "pruned ${#pruned[@]} backup(s): ${pruned[*]}"
+  fi
   field_list kept "${kept[@]}"
   field_list pruned "${pruned[@]}"
   field_list incomplete "${BK_INCOMPLETE[@]}"
