@@ -6,6 +6,7 @@ import {
     AppConfig, AutoscalingConfig, BackupConfig, BlueGreenConfig, BuildConfig, CanaryConfig, DataService, GcpConfig,
     PostgresConfig, RedisConfig, Resources, RoutingConfig, StackConfig, Tier,
 } from "./types";
+import { buildTargetOf, builtImageRepository } from "../plan/images";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -75,6 +76,7 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const postgres = validatePostgres(p, get("postgres"), tier, gcp);
     const redis = validateRedis(p, get("redis"), tier, gcp);
     const apps = validateApps(p, get("apps"));
+    validateBuilds(p, apps, gcp, namespace);
 
     if (!p.empty) throw new ConfigError(p.list);
     return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps };
@@ -182,6 +184,9 @@ function validateRedis(p: Problems, value: unknown, tier: Tier, gcp: GcpConfig):
     const m = object(p, "redis.memorystore", v.memorystore, ["tier", "memorySizeGb", "network"]);
     if (mode === "memorystore") {
         if (!gcp.enabled) p.add("redis.mode", "can be \"memorystore\" only when platform:gcp.enabled is true", mode);
+        if (!["6", "6.x", "7", "7.0", "7.2"].includes(String(v.version))) {
+            p.add("redis.version", "must be 6, 7.0 or 7.2 when platform:redis.mode is \"memorystore\" (the versions Memorystore offers)", v.version);
+        }
         const ms = m ?? (p.add("redis.memorystore", "is required when platform:redis.mode is \"memorystore\""), {});
         memorystore = {
             tier: oneOf(p, "redis.memorystore.tier", ms.tier, ["BASIC", "STANDARD_HA"] as const, tier === "production" ? "STANDARD_HA" : "BASIC") ?? "BASIC",
@@ -401,4 +406,35 @@ function validateBuild(p: Problems, path: string, value: unknown): BuildConfig |
         target: string(p, `${path}.target`, v.target),
         args,
     };
+}
+
+/**
+ * An app's `build` is pushed to the environment's Artifact Registry under the version of the track
+ * it lands on (see plan/images.ts) and deployed there by digest.
+ */
+function validateBuilds(p: Problems, apps: AppConfig[], gcp: GcpConfig, namespace: string): void {
+    for (const app of apps) {
+        if (!app.build) continue;
+        const path = `apps.${app.name}`;
+        if (!gcp.enabled) {
+            p.add(`${path}.build`, "needs platform:gcp.enabled: true (a built image is pushed to the environment's Artifact Registry)", app.build);
+            continue;
+        }
+        if (!gcp.project || !gcp.region) continue; // reported under platform:gcp
+        const repository = builtImageRepository(gcp, namespace, app.name);
+        if (app.image !== repository) {
+            p.add(`${path}.image`, `must be ${repository} when build is set: the tracks this update does not build pull the tags earlier builds pushed there`, app.image);
+        }
+        const target = buildTargetOf(app);
+        if (!target) continue;
+        const key = app.strategy === "rolling" ? "tag" : app.strategy === "blueGreen" ? `blueGreen.${target.track}` : "canary.canary";
+        if (target.version.startsWith("sha256:")) {
+            p.add(`${path}.${key}`, "must be a tag when build is set: the build is pushed under it", target.version);
+        }
+        const deployed = app.strategy === "rolling" || (app.strategy === "blueGreen" ? (app.blueGreen?.idleReplicas ?? 0) > 0 : (app.canary?.weight ?? 0) > 0);
+        const clash = target.others.find((o) => o.version === target.version);
+        if (deployed && clash) {
+            p.add(`${path}.${key}`, `must differ from the ${clash.track} track's version when build is set: the build would be pushed as ${repository}:${target.version}, the tag the ${clash.track} track runs`, target.version);
+        }
+    }
 }
