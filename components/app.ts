@@ -16,6 +16,8 @@ export interface AppReleaseArgs {
     connections: Partial<Record<DataService, Connection>>;
     /** Resources that must be ready before any migration Job runs (the pre-migration backup). */
     beforeMigrations?: pulumi.Resource[];
+    /** The image this stack built for the app (by digest) and the one track that runs it (plan/images.ts). */
+    builtImage?: { track: string; image: pulumi.Input<string> };
 }
 
 /** Every app Service listens on this port and forwards to the container's named port "http". */
@@ -115,7 +117,7 @@ export class AppRelease extends pulumi.ComponentResource {
         const svcHost = (s: string) => `${s}.${args.namespaceName}.svc.cluster.local`;
         this.outputs = {
             strategy: app.strategy,
-            images: Object.fromEntries(plan.tracks.map((t) => [t.track, t.image])),
+            images: Object.fromEntries(plan.tracks.map((t) => [t.track, imageOf(args, t.track, t.image)])),
             replicas: Object.fromEntries(plan.tracks.map((t) => [t.track, t.autoscaled ? `autoscaled ${app.autoscaling!.minReplicas}-${app.autoscaling!.maxReplicas}` : t.replicas])),
             traffic: plan.traffic,
             services: Object.fromEntries(plan.services.map((s) => [s.role === "track" ? s.track! : s.role, svcHost(s.name)])),
@@ -155,7 +157,7 @@ export class AppRelease extends pulumi.ComponentResource {
                         })),
                         containers: [{
                             name: "app",
-                            image: t.image,
+                            image: imageOf(args, t.track, t.image),
                             ports: [{ name: "http", containerPort: app.port, protocol: "TCP" }],
                             env,
                             resources: resources(app.resources),
@@ -220,7 +222,7 @@ export class AppRelease extends pulumi.ComponentResource {
                         automountServiceAccountToken: false,
                         containers: [{
                             name: purpose,
-                            image: j.image,
+                            image: imageOf(args, j.track, j.image),
                             command,
                             env,
                             resources: resources(app.resources),
@@ -231,4 +233,11 @@ export class AppRelease extends pulumi.ComponentResource {
             },
         }, { parent: this, ...opts });
     }
+}
+
+/** A track's image, or the stack's build where it lands: only where the plan put the track's own image. */
+function imageOf(args: AppReleaseArgs, track: string, planned: string): pulumi.Input<string> {
+    const built = args.builtImage;
+    const own = args.plan.tracks.find((t) => t.track === track)?.image;
+    return built && built.track === track && planned === own ? built.image : planned;
 }

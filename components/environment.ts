@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AppRelease } from "./app";
+import { Cloud } from "./cloud";
 import { DataService } from "./config/types";
 import { metadata } from "./kube";
 import { EnvironmentPlan } from "./plan/environment";
@@ -46,10 +47,13 @@ export class Environment extends pulumi.ComponentResource {
         this.namespace = ns.metadata.name;
         const common = { namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, protectData: plan.protectData };
 
+        // Google Cloud (only with platform:gcp.enabled): registry, builds, and managed data services
+        // that replace the in-cluster ones behind the same Secrets.
+        const cloud = config.gcp.enabled ? new Cloud("cloud", { plan, namespace: this.namespace }, child) : undefined;
         const connections: Partial<Record<DataService, Connection>> = {};
-        const postgres = new Postgres("postgres", { ...common, config: config.postgres }, child);
+        const postgres = cloud?.postgres ?? new Postgres("postgres", { ...common, config: config.postgres }, child);
         connections.postgres = postgres.connection;
-        const redis = new Redis("redis", { ...common, config: config.redis }, child);
+        const redis = cloud?.redis ?? new Redis("redis", { ...common, config: config.redis }, child);
         connections.redis = redis.connection;
 
         // Data-tier pods accept only what a NetworkPolicy of their service allows.
@@ -61,6 +65,7 @@ export class Environment extends pulumi.ComponentResource {
         for (const app of plan.apps) {
             this.apps[app.config.name] = new AppRelease(app.config.name, {
                 plan: app, namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, connections,
+                builtImage: cloud?.builtImages[app.config.name],
             }, child);
         }
 
@@ -70,6 +75,7 @@ export class Environment extends pulumi.ComponentResource {
             apps: Object.fromEntries(Object.entries(this.apps).map(([n, a]) => [n, a.outputs])),
             postgres: { host: postgres.connection.host, secret: postgres.connection.secretName },
             redis: { host: redis.connection.host, secret: redis.connection.secretName },
+            ...(cloud ? { cloud: cloud.outputs } : {}),
         };
         this.registerOutputs(this.outputs);
     }

@@ -1,3 +1,4 @@
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
@@ -113,6 +114,38 @@ function unwrapSecrets(value: any): any {
     return value;
 }
 
+export const MOCK_ACCESS_TOKEN = "ya29.mock-access-token-Q7v";
+
+/**
+ * Outputs that cloud resources compute and the program reads (the provider's answer, not an
+ * input): a Cloud SQL private IP, Memorystore's endpoint, AUTH string and CA, a pushed image's
+ * digest. Derived from the name and inputs, so evaluations are deterministic; generated
+ * credentials join `generated` for the leak checks.
+ */
+function cloudOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
+    const hash = (...parts: string[]) => createHash("sha256").update(parts.join("\u0000")).digest("hex");
+    const ip = (seed: string) => `10.${[0, 2, 4].map((i) => parseInt(hash(seed).slice(i, i + 2), 16)).join(".")}`;
+    switch (type) {
+        case "gcp:sql/databaseInstance:DatabaseInstance":
+            return { privateIpAddress: ip(name), connectionName: `mock-project:${inputs.region}:${inputs.name ?? name}` };
+        case "gcp:redis/instance:Instance": {
+            const authString = `auth${hash(name).slice(0, 24)}`;
+            generated.push(authString);
+            const tls = inputs.transitEncryptionMode === "SERVER_AUTHENTICATION";
+            return {
+                host: ip(name), port: tls ? 6378 : 6379, authString,
+                serverCaCerts: tls ? [{ cert: `-----BEGIN CERTIFICATE-----\nmock-ca-${name}\n-----END CERTIFICATE-----` }] : [],
+            };
+        }
+        case "docker:index/image:Image": {
+            const repository = String(inputs.imageName).replace(/:[^/:]+$/, "");
+            return { repoDigest: `${repository}@sha256:${hash(String(inputs.imageName), JSON.stringify(inputs.build ?? {}))}` };
+        }
+        default:
+            return {};
+    }
+}
+
 const mocks: pulumi.runtime.Mocks = {
     newResource(args) {
         const state: Record<string, any> = { ...args.inputs };
@@ -125,9 +158,12 @@ const mocks: pulumi.runtime.Mocks = {
         if (args.type.startsWith("kubernetes:") && state.metadata && !state.metadata.name) {
             state.metadata = { ...state.metadata, name: `${args.name}-mock` };
         }
+        Object.assign(state, cloudOutputs(args.type, args.name, args.inputs));
         return { id: `${args.name}-id`, state };
     },
     call(args) {
+        // The registry login token of `pulumi up` (gcp.organizations.getClientConfig).
+        if (args.token === "gcp:organizations/getClientConfig:getClientConfig") return { ...args.inputs, accessToken: MOCK_ACCESS_TOKEN };
         return args.inputs;
     },
 };
