@@ -12,6 +12,8 @@ export const SCRIPTS = path.join(REPO, "scripts", "backup");
 const TEST_SERVICES = path.join(REPO, "scripts", "test-services");
 
 export interface Services {
+  /** the directory of scripts/test-services */
+  dir: string;
   /** the user the servers and the backup scripts run as */
   user: string;
   uid: number;
@@ -66,6 +68,7 @@ export function services(): Services {
   const uid = isRoot ? Number(spawnSync("id", ["-u", user], { encoding: "utf8" }).stdout.trim()) : process.getuid!();
   const gid = isRoot ? Number(spawnSync("id", ["-g", user], { encoding: "utf8" }).stdout.trim()) : process.getgid!();
   cached = {
+    dir: e.TEST_SERVICES_DIR,
     user,
     uid,
     gid,
@@ -197,6 +200,48 @@ export function psqlAsync(db: string, sql: string): ChildProcess {
     { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: ["ignore", "ignore", "pipe"] },
   );
   return child;
+}
+
+/**
+ * A Redis backup covers the whole server, so two test runs on one machine
+ * (several engineers, or CI next to a developer) must not seed and back up
+ * the shared redis-server at the same time: the Redis suites hold this
+ * cross-process lock (a directory with the holder's pid; a dead holder's
+ * lock is taken over).
+ */
+export async function lockRedis(timeoutMs = 45_000): Promise<() => void> {
+  const lock = path.join(services().dir, "redis-tests.lock");
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      fs.writeFileSync(path.join(lock, "pid"), String(process.pid));
+      return () => fs.rmSync(lock, { recursive: true, force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let holder = NaN;
+    try {
+      holder = Number(fs.readFileSync(path.join(lock, "pid"), "utf8"));
+    } catch {
+      // being created or removed right now
+    }
+    if (Number.isInteger(holder) && holder > 0 && !alive(holder)) {
+      fs.rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`another test run holds ${lock} (pid ${holder})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 export function redisCli(args: string[], input?: string): string {

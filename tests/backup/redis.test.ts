@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import {
-  cleanupTmp, copyBackup, dirState, explain, flipBytes, giveToUser, redisCli, runScript, services, sha256File, tmpDir,
+  cleanupTmp, copyBackup, dirState, explain, flipBytes, giveToUser, lockRedis, redisCli, runScript, services, sha256File, tmpDir,
   writeExecutable,
 } from "./helpers";
 
@@ -34,8 +34,11 @@ describe("Redis backup (scripts/backup/redis-backup.sh) against a real redis-ser
   let shims: string;
   let goodId = "";
 
-  before(() => {
+  let unlock: (() => void) | undefined;
+
+  before(async () => {
     const s = services();
+    unlock = await lockRedis();
     redisCli([], seedCommands());
     assert.equal(redisCli(["DBSIZE"]), "2410");
     assert.equal(redisCli(["-n", "1", "DBSIZE"]), "500");
@@ -67,7 +70,10 @@ esac
     );
   });
 
-  after(() => cleanupTmp());
+  after(() => {
+    unlock?.();
+    cleanupTmp();
+  });
 
   it("takes an RDB with redis-cli --rdb, checks it with redis-check-rdb and records the key count", async () => {
     const r = await runScript("redis-backup.sh", ["run"], { ...env, BACKUP_NOW: "2025-03-10T02:00:00Z" });
