@@ -40,6 +40,11 @@ export interface Evaluation {
 
 export type ConfigValues = Record<string, unknown>;
 
+export interface EvaluateOptions {
+    /** Evaluate as `pulumi preview` does (pulumi.runtime.isDryRun() is true); default: as `pulumi up`. */
+    preview?: boolean;
+}
+
 /** Reads `Pulumi.<stack>.yaml` into a map of full config keys to values. */
 export function readStackFile(stack: string): ConfigValues {
     const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
@@ -172,14 +177,14 @@ const mocks: pulumi.runtime.Mocks = {
  * Evaluates the program for `stack` with `config` (full keys → values). Resolves once every
  * resource is registered. Throws what the program throws (e.g. a config error).
  */
-export async function evaluate(stack: string, config: ConfigValues): Promise<Evaluation> {
+export async function evaluate(stack: string, config: ConfigValues, options: EvaluateOptions = {}): Promise<Evaluation> {
     patchMonitor();
     captured = [];
     generated.length = 0;
     const all: Record<string, string> = {};
     for (const [k, v] of Object.entries(config)) all[k] = typeof v === "string" ? v : JSON.stringify(v);
     pulumi.runtime.setAllConfig(all, []);
-    await pulumi.runtime.setMocks(mocks, PROJECT, stack, false);
+    await pulumi.runtime.setMocks(mocks, PROJECT, stack, options.preview === true);
     // The program module is loaded fresh for every evaluation, as the engine would run it.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runProgram } = require("../components/program") as typeof import("../components/program");
@@ -196,8 +201,8 @@ export function lastRegistered(): RegisteredResource[] {
 }
 
 /** Evaluates a stack file, with `overrides` applied as `pulumi config set --path` would. */
-export async function evaluateStack(stack: string, overrides: Record<string, unknown> = {}): Promise<Evaluation> {
+export async function evaluateStack(stack: string, overrides: Record<string, unknown> = {}, options: EvaluateOptions = {}): Promise<Evaluation> {
     let config = readStackFile(stack);
     for (const [k, v] of Object.entries(overrides)) config = setPath(config, k, v);
-    return evaluate(stack, config);
+    return evaluate(stack, config, options);
 }
