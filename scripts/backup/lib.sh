@@ -618,11 +618,11 @@ scratch_psql() {
   local db=$1
   shift
   env -u PGSERVICE -u PGSERVICEFILE -u PGOPTIONS -u PGSSLMODE -u PGTARGETSESSIONATTRS \
-    psql -X -q -v ON_ERROR_STOP=1 -d "host=$SCRATCH_PG_SOCK port=5432 user=postgres dbname=$db" "$@"
+    psql -X -q -w -v ON_ERROR_STOP=1 -d "host=$SCRATCH_PG_SOCK port=5432 user=postgres dbname=$db" "$@"
 }
 scratch_pg_restore() {
   env -u PGSERVICE -u PGSERVICEFILE -u PGOPTIONS -u PGSSLMODE -u PGTARGETSESSIONATTRS \
-    pg_restore -d "host=$SCRATCH_PG_SOCK port=5432 user=postgres dbname=$1" "${@:2}"
+    pg_restore -w -d "host=$SCRATCH_PG_SOCK port=5432 user=postgres dbname=$1" "${@:2}"
 }
 
 # The tables and row counts of the connected database: "table<TAB>schema.name<TAB>count"
@@ -651,10 +651,25 @@ pg_verify_restore() {
   enc=$(manifest_get "$manifest" encoding) || enc=UTF8
   [[ $enc =~ ^[A-Za-z0-9_]+$ ]] || fail $EX_VERIFY "bad encoding '$enc' in the manifest"
   scratch_pg_start
+  # the roles of the source cluster (recorded in the manifest), so that
+  # owners, grants and policies restore exactly as on the real server
+  {
+    printf '%s\n' "CREATE TEMP TABLE backup_roles (name text);" "COPY backup_roles FROM STDIN;"
+    local k v
+    while IFS=$'\t' read -r k v; do
+      if [[ $k == role ]]; then printf '%s\n' "${v//\\/\\\\}"; fi
+    done <"$manifest"
+    printf '%s\n' '\.' "DO \$\$ DECLARE n text; BEGIN
+      FOR n IN SELECT name FROM backup_roles WHERE name NOT IN (SELECT rolname FROM pg_roles) LOOP
+        EXECUTE format('CREATE ROLE %I NOLOGIN', n);
+      END LOOP; END \$\$;"
+  } >"$BK_RUN/roles.sql"
+  scratch_psql postgres -f "$BK_RUN/roles.sql" >/dev/null 2>"$BK_RUN/roles.err" ||
+    fail $EX_VERIFY "cannot create the source's roles in the scratch server: $(tail_of "$BK_RUN/roles.err")"
   scratch_psql postgres -c "CREATE DATABASE verify TEMPLATE template0 ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C'" \
     >/dev/null 2>"$BK_RUN/createdb.err" ||
     fail $EX_VERIFY "cannot create the scratch database: $(tail_of "$BK_RUN/createdb.err")"
-  scratch_pg_restore verify --exit-on-error --no-owner --no-privileges "$dump" 2>"$BK_RUN/restore.err" ||
+  scratch_pg_restore verify --exit-on-error "$dump" 2>"$BK_RUN/restore.err" ||
     fail $EX_VERIFY "pg_restore of the dump failed: $(tail_of "$BK_RUN/restore.err" 3)"
   pg_compare_counts "$manifest" exact
 }

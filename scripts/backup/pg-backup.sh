@@ -79,7 +79,7 @@ dump_and_verify() {
   #    writers go on. The session stays open until pg_dump is done.
   stage snapshot "exporting a snapshot of $PGDATABASE and counting rows in it"
   local snap_pid snap_in
-  coproc SNAP { exec psql -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 >"$r/snap.out" 2>"$r/snap.err"; }
+  coproc SNAP { exec psql -X -q -w -A -t -F $'\t' -v ON_ERROR_STOP=1 >"$r/snap.out" 2>"$r/snap.err"; }
   snap_pid=$SNAP_PID
   exec {snap_in}>&"${SNAP[1]}"
   on_exit_do "kill $snap_pid"
@@ -91,6 +91,7 @@ dump_and_verify() {
     printf '%s\n' "SELECT 'encoding', pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database();"
     printf '%s\n' "SELECT 'server_version', current_setting('server_version_num');"
     printf '%s;\n' "$PG_LO_SQL"
+    printf '%s\n' "SELECT 'role', rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 2;"
     printf '%s;\n' "$PG_COUNTS_SQL"
     printf '%s\n' "\\o"
     printf '%s\n' "SELECT 1 \\g '$r/snap.done'"
@@ -107,7 +108,7 @@ dump_and_verify() {
 
   # 2. pg_dump in the exported snapshot
   stage dump "pg_dump --format=custom --snapshot=$snap"
-  pg_dump --format=custom --snapshot="$snap" --file="$out/$id.dump" 2>"$r/pg_dump.err" ||
+  pg_dump --no-password --format=custom --snapshot="$snap" --file="$out/$id.dump" 2>"$r/pg_dump.err" ||
     fail $EX_SOURCE "pg_dump failed: $(tail_of "$r/pg_dump.err" 3)"
   printf 'COMMIT;\n\\q\n' >&"$snap_in" 2>/dev/null || true
   exec {snap_in}>&-

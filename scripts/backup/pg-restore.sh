@@ -76,7 +76,7 @@ MANIFEST="$BK_RUN/fetched/$ID.manifest"
 tpsql() { # db args...: psql on the target server
   local db=$1
   shift
-  psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"
+  psql -X -q -w -v ON_ERROR_STOP=1 -d "$db" "$@"
 }
 
 stage target "checking $TARGET on ${PGHOST:-socket}:${PGPORT:-5432}"
@@ -90,7 +90,7 @@ if [[ $MODE == replace && $exists == 0 ]]; then
   fail $EX_TARGET "database $TARGET does not exist (RESTORE_MODE=replace restores over an existing database)"
 fi
 
-restore_args=(--exit-on-error --single-transaction)
+restore_args=(--no-password --exit-on-error --single-transaction)
 if [[ ${RESTORE_NO_OWNER:-false} == true ]]; then restore_args+=(--no-owner --no-privileges); fi
 created=0
 if [[ $MODE == new ]]; then

@@ -12,6 +12,8 @@ import {
 } from "./helpers";
 
 const DB = `bk_pg_${process.pid}`;
+// a role of the source cluster that owns objects, holds grants and is named in a policy
+const ROLE = `bk_role_${process.pid}`;
 const PREFIX = `pg-${DB}`;
 
 const SEED = `
@@ -44,6 +46,10 @@ CREATE TABLE empty_table (x int);
 CREATE VIEW order_totals AS SELECT customer_id, sum(total) AS total FROM orders GROUP BY 1;
 CREATE MATERIALIZED VIEW mood_counts AS SELECT mood, count(*) AS n FROM customers GROUP BY 1;
 SELECT lo_from_bytea(0, 'large object payload'::bytea);
+ALTER TABLE empty_table OWNER TO ${ROLE};
+GRANT SELECT ON customers TO ${ROLE};
+ALTER TABLE orders ENABLE ROW LEVEL SECURITY;
+CREATE POLICY orders_read ON orders FOR SELECT TO ${ROLE} USING (total >= 0);
 `;
 
 // Commits one order with 3 items and bumps the ledger in ONE transaction, ~300
@@ -99,7 +105,8 @@ describe("PostgreSQL backup (scripts/backup/pg-backup.sh) against a real Postgre
 
   before(() => {
     const s = services();
-    psql("postgres", `DROP DATABASE IF EXISTS ${DB}; DROP DATABASE IF EXISTS ${DB}_restored; CREATE DATABASE ${DB}`);
+    psql("postgres", `DROP DATABASE IF EXISTS ${DB}; DROP DATABASE IF EXISTS ${DB}_restored; DROP ROLE IF EXISTS ${ROLE}`);
+    psql("postgres", `CREATE ROLE ${ROLE} NOLOGIN; CREATE DATABASE ${DB}`);
     psql(DB, SEED);
     dest = tmpDir("pg-dest");
     work = tmpDir("pg-work");
@@ -135,7 +142,7 @@ esac
 
   after(() => {
     try {
-      psql("postgres", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE); DROP DATABASE IF EXISTS ${DB}_restored WITH (FORCE)`);
+      psql("postgres", `DROP DATABASE IF EXISTS ${DB} WITH (FORCE); DROP DATABASE IF EXISTS ${DB}_restored WITH (FORCE); DROP ROLE IF EXISTS ${ROLE}`);
     } finally {
       cleanupTmp();
     }
@@ -206,6 +213,11 @@ esac
       assert.equal(psql(restored, CUSTOMERS_DIGEST), psql(DB, CUSTOMERS_DIGEST));
       assert.equal(psql(restored, "SELECT convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata"), "large object payload");
       assert.equal(psql(restored, "SELECT count(*) FROM mood_counts"), "3");
+      // owners, grants and policies came back too
+      assert.equal(psql(restored, "SELECT tableowner FROM pg_tables WHERE tablename = 'empty_table'"), ROLE);
+      assert.equal(psql(restored, `SELECT has_table_privilege('${ROLE}', 'customers', 'SELECT')`), "t");
+      assert.equal(psql(restored, "SELECT polname FROM pg_policy"), "orders_read");
+      assert.match(fs.readFileSync(path.join(dest, `${goodId}.manifest`), "utf8"), new RegExp(`^role\t${ROLE}$`, "m"));
 
       // restoring again into the same (now existing) database is refused
       const again = await runScript("pg-restore.sh", ["restore"], {
