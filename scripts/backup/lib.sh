@@ -100,9 +100,7 @@ succeed() {
 }
 
 _on_exit() {
-  local rc=$?
-  [[ $rc -ne 0 ]] || rc=$EX_INTERNAL
-  fail "$rc" "unexpected failure${BK_LAST_ERR:+ ($BK_LAST_ERR)}"
+  fail $EX_INTERNAL "unexpected failure${BK_LAST_ERR:+ ($BK_LAST_ERR)}"
 }
 
 # Called by every script right after sourcing.
@@ -166,6 +164,9 @@ work_init() {
   on_exit_do "rm -rf -- '$BK_RUN'"
   export HOME=${HOME:-$BK_RUN}
   [[ -w $HOME ]] || export HOME=$BK_RUN
+  # here-documents and tools' temporary files stay in the work dir too, so a
+  # read-only root filesystem is fine
+  export TMPDIR=$BK_RUN
 }
 
 # A backup is the set of files <id>.<ext>, <id>.manifest, <id>.sha256 where

@@ -102,6 +102,24 @@ describe("restore drill (scripts/backup/restore-drill.sh)", function () {
     assert.equal(c.log.rows, 3700);
   });
 
+  it("a fetched copy serves as a pvc destination for the on-call restore (the gcs runbook)", async () => {
+    const w = tmpDir("drill-w3");
+    const f = await drill("pg", { ...base, BACKUP_PREFIX: PG_PREFIX, BACKUP_WORK_DIR: w }, "fetch");
+    assert.equal(f.code, 0, explain(f));
+    const target = `${DB}_oncall`;
+    try {
+      const r = await runScript("pg-restore.sh", ["restore"], {
+        ...pgEnv, BACKUP_WORK_DIR: tmpDir("w"), BACKUP_DIR: path.join(w, "drill-pg"), BACKUP_PREFIX: PG_PREFIX,
+        RESTORE_TARGET_DB: target,
+      });
+      assert.equal(r.code, 0, explain(r));
+      assert.equal(r.log.backup, NEW_PG);
+      assert.equal(psql(target, "SELECT count(*) FROM items"), "2500");
+    } finally {
+      psql("postgres", `DROP DATABASE IF EXISTS ${target}`);
+    }
+  });
+
   it("restores the newest Redis backup into a scratch redis-server with the same key count", async () => {
     const r = await drill("redis", base);
     assert.equal(r.code, 0, explain(r));
