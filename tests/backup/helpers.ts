@@ -84,6 +84,12 @@ export function services(): Services {
   return cached;
 }
 
+/** spawn options that run a child as the scripts' user (only needed, and only possible, as root) */
+export function asServiceUser(): { uid?: number; gid?: number } {
+  const s = services();
+  return process.getuid?.() === 0 ? { uid: s.uid, gid: s.gid } : {};
+}
+
 const tmpDirs: string[] = [];
 
 /** A fresh directory owned by the scripts' user; removed by cleanupTmp(). */
@@ -144,8 +150,7 @@ export function runScript(
   return new Promise((resolve, reject) => {
     const child = spawn("bash", [path.join(SCRIPTS, script), ...args], {
       env: fullEnv,
-      uid: s.uid,
-      gid: s.gid,
+      ...asServiceUser(),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import {
-  cleanupTmp, copyBackup, dirState, explain, flipBytes, giveToUser, lockRedis, redisCli, runScript, services, sha256File, tmpDir,
+  asServiceUser, cleanupTmp, copyBackup, dirState, explain, flipBytes, giveToUser, lockRedis, redisCli, runScript, services, sha256File, tmpDir,
   writeExecutable,
 } from "./helpers";
 
@@ -116,10 +116,9 @@ esac
     assert.equal(fs.readFileSync(path.join(data, "dump.rdb.before-restore-20250320T100000Z"), "utf8"), "previous");
 
     // a redis-server started on that directory has the backed-up keys
-    const s = services();
     const sock = path.join(data, "r.sock");
     const srv = spawn("redis-server", ["--port", "0", "--unixsocket", sock, "--dir", data, "--save", "", "--appendonly", "no"], {
-      uid: s.uid, gid: s.gid, stdio: "ignore",
+      ...asServiceUser(), stdio: "ignore",
     });
     const exited = new Promise((res) => srv.on("close", res));
     try {
