@@ -95,7 +95,7 @@ dump_and_verify() {
     printf '%s;\n' "$PG_COUNTS_SQL"
     printf '%s\n' "\\o"
     printf '%s\n' "SELECT 1 \\g '$r/snap.done'"
-  } >&"$snap_in" 2>/dev/null || true
+  } 1>&"$snap_in" 2>/dev/null || true
   while [[ ! -s $r/snap.done ]]; do
     if ! kill -0 "$snap_pid" 2>/dev/null; then
       fail $EX_SOURCE "cannot read $PGDATABASE at ${PGHOST:-socket}:${PGPORT:-5432}: $(tail_of "$r/snap.err" 3)"
@@ -110,7 +110,7 @@ dump_and_verify() {
   stage dump "pg_dump --format=custom --snapshot=$snap"
   pg_dump --no-password --format=custom --snapshot="$snap" --file="$out/$id.dump" 2>"$r/pg_dump.err" ||
     fail $EX_SOURCE "pg_dump failed: $(tail_of "$r/pg_dump.err" 3)"
-  printf 'COMMIT;\n\\q\n' >&"$snap_in" 2>/dev/null || true
+  printf 'COMMIT;\n\\q\n' 1>&"$snap_in" 2>/dev/null || true
   exec {snap_in}>&-
   wait "$snap_pid" 2>/dev/null || info "warning: the snapshot session ended with an error after the dump: $(tail_of "$r/snap.err")"
 
