@@ -733,22 +733,24 @@ rdb_check() {
 # RDB. Sets SCRATCH_REDIS_SOCK. Fails (EX_VERIFY) when the server does not
 # come up with the data loaded.
 scratch_redis_start() {
-  local rdb=$1 d="$BK_RUN/redis" i pid reply
+  local rdb=$1 d="$BK_RUN/redis" pid reply
   mkdir -p "$d"
   cp -- "$rdb" "$d/dump.rdb"
   redis-server --port 0 --unixsocket "$d/redis.sock" --unixsocketperm 700 --dir "$d" \
     --dbfilename dump.rdb --save '' --appendonly no --daemonize no --logfile "$d/redis.log" &
   pid=$!
   on_exit_do "kill $pid; wait $pid"
-  for ((i = 0; i < 600; i++)); do
+  local limit=${BACKUP_SCRATCH_TIMEOUT:-1800} t0=$SECONDS
+  while :; do
     if ! kill -0 "$pid" 2>/dev/null; then
       fail $EX_VERIFY "scratch redis-server could not load the RDB: $(grep -iE 'error|bad|short|wrong|fail' "$d/redis.log" | tail -n 3 | tr '\n' ' ')"
     fi
+    # PONG once the data set is loaded ("LOADING ..." before)
     reply=$(redis-cli -s "$d/redis.sock" ping 2>/dev/null || true)
     [[ $reply == PONG ]] && break
+    ((SECONDS - t0 < limit)) || fail $EX_VERIFY "scratch redis-server did not finish loading in ${limit}s"
     sleep 0.1
   done
-  [[ $reply == PONG ]] || fail $EX_VERIFY "scratch redis-server did not finish loading in 60s"
   SCRATCH_REDIS_SOCK="$d/redis.sock"
 }
 
