@@ -1,0 +1,157 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { validateWorkflow } = require("@action-validator/core") as { validateWorkflow(src: string): { errors: unknown[] } };
+
+// The CI workflows: valid against the published GitHub workflow JSON schema (schemastore's, as
+// bundled by @action-validator/core), and held to this project's rules by structural checks.
+
+const DIR = path.join(__dirname, "..", ".github", "workflows");
+const FILES = fs.readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+const load = (file: string) => yaml.load(fs.readFileSync(path.join(DIR, file), "utf8")) as Workflow;
+
+interface Step { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string>; name?: string }
+interface Job {
+    uses?: string; needs?: string | string[]; "runs-on"?: string; steps?: Step[]; permissions?: Record<string, string> | string;
+    environment?: string | { name: string }; concurrency?: { group: string; "cancel-in-progress"?: boolean } | string; if?: string;
+    strategy?: { matrix?: Record<string, unknown[]> };
+}
+interface Workflow { name?: string; on: Record<string, any>; permissions?: Record<string, string> | string; concurrency?: unknown; jobs: Record<string, Job> }
+
+const PULUMI = /^pulumi\/actions@/;
+const pulumiSteps = (job: Job) => (job.steps ?? []).filter((s) => s.uses && PULUMI.test(s.uses));
+const isDeploy = (job: Job) => pulumiSteps(job).some((s) => s.with?.command === "up");
+const needsOf = (job: Job) => (job.needs === undefined ? [] : Array.isArray(job.needs) ? job.needs : [job.needs]);
+const WRITE_SCOPES_ALLOWED = new Set(["id-token", "pull-requests"]);
+
+/** This project's rules for a workflow; an empty list means it keeps them all. */
+export function workflowProblems(wf: Workflow): string[] {
+    const problems: string[] = [];
+    if (!wf || typeof wf !== "object" || !wf.on) return ["has no `on`"];
+    if (!wf.jobs || Object.keys(wf.jobs).length === 0) problems.push("has no jobs");
+    if (!wf.permissions || typeof wf.permissions !== "object") problems.push("has no top-level permissions map (least privilege: contents: read)");
+    else for (const [scope, level] of Object.entries(wf.permissions)) if (level === "write") problems.push(`grants ${scope}: write to every job`);
+    for (const [name, job] of Object.entries(wf.jobs ?? {})) {
+        if (job.uses) {
+            if (!job.uses.startsWith("./.github/workflows/")) problems.push(`job ${name} calls a workflow outside this repository`);
+            continue;
+        }
+        if (!job["runs-on"]) problems.push(`job ${name} has no runs-on`);
+        if (!job.steps?.length) problems.push(`job ${name} has no steps`);
+        if (typeof job.permissions === "string") problems.push(`job ${name} has permissions "${job.permissions}" instead of a map`);
+        const perms = typeof job.permissions === "object" ? job.permissions : {};
+        for (const [scope, level] of Object.entries(perms)) {
+            if (level === "write" && !WRITE_SCOPES_ALLOWED.has(scope)) problems.push(`job ${name} may write ${scope}`);
+        }
+        const usesAuth = (job.steps ?? []).some((s) => s.uses?.startsWith("google-github-actions/auth@"));
+        if (perms["id-token"] === "write" && !usesAuth) problems.push(`job ${name} can mint OIDC tokens but does not authenticate to Google`);
+        if (usesAuth && perms["id-token"] !== "write") problems.push(`job ${name} authenticates to Google without id-token: write`);
+        if (usesAuth) {
+            const auth = job.steps!.find((s) => s.uses?.startsWith("google-github-actions/auth@"))!;
+            if (!auth.with?.workload_identity_provider) problems.push(`job ${name} authenticates to Google without Workload Identity Federation`);
+            if (auth.with?.credentials_json) problems.push(`job ${name} uses a service account key`);
+        }
+        const commenting = pulumiSteps(job).some((s) => s.with?.["comment-on-pr"] === true);
+        if (perms["pull-requests"] === "write" && !commenting) problems.push(`job ${name} may write pull requests but comments nothing`);
+        if (commenting && perms["pull-requests"] !== "write") problems.push(`job ${name} comments on the PR without pull-requests: write`);
+        for (const step of job.steps ?? []) {
+            if (step.uses && !step.uses.startsWith("./") && !/@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/.test(step.uses)) {
+                problems.push(`job ${name} uses ${step.uses} without pinning a version`);
+            }
+            if (step.run && /\$\{\{\s*secrets\./.test(step.run)) problems.push(`job ${name} puts a secret into a shell command (${step.name ?? step.run.slice(0, 30)})`);
+        }
+        for (const step of pulumiSteps(job)) {
+            if (step.env?.PULUMI_ACCESS_TOKEN !== "${{ secrets.PULUMI_ACCESS_TOKEN }}") problems.push(`job ${name} runs pulumi without PULUMI_ACCESS_TOKEN from secrets`);
+            if (step.with?.policyPacks !== "policy") problems.push(`job ${name} runs pulumi without the policy pack`);
+            if (!needsOf(job).includes("checks")) problems.push(`job ${name} runs pulumi before the checks pass`);
+        }
+        if (isDeploy(job)) {
+            const c = job.concurrency;
+            if (!c || typeof c !== "object" || !c.group) problems.push(`deploy job ${name} has no concurrency group`);
+            else if (c["cancel-in-progress"] !== false) problems.push(`deploy job ${name} may cancel an update in progress`);
+            if (!job.environment) problems.push(`deploy job ${name} runs outside a GitHub environment`);
+        }
+    }
+    return problems;
+}
+
+describe("CI workflows", () => {
+    it("exist: checks, pull request, staging and production", () => {
+        assert.deepEqual(FILES, ["checks.yml", "deploy-production.yml", "deploy-staging.yml", "pull-request.yml"]);
+    });
+
+    for (const file of FILES) {
+        it(`${file} is valid against the GitHub workflow schema`, () => {
+            const result = validateWorkflow(fs.readFileSync(path.join(DIR, file), "utf8"));
+            assert.deepEqual(result.errors, []);
+        });
+
+        it(`${file} keeps the project's rules (pinned actions, least privilege, serialised deploys, no secret in a shell)`, () => {
+            assert.deepEqual(workflowProblems(load(file)), []);
+        });
+    }
+
+    it("the schema validator rejects a broken workflow (a job without runs-on, a misspelled key)", () => {
+        const broken = "on: push\njobs:\n  a:\n    stepz:\n      - run: echo hi\n";
+        assert.ok(validateWorkflow(broken).errors.length > 0);
+        assert.ok(validateWorkflow("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    permissions: { contents: sometimes }\n    steps:\n      - run: echo hi\n").errors.length > 0);
+    });
+
+    it("the structural checks catch each kind of mistake", () => {
+        const base = load("deploy-production.yml");
+        const mutate = (f: (wf: Workflow) => void) => {
+            const wf = structuredClone(base);
+            f(wf);
+            return workflowProblems(wf).join("\n");
+        };
+        assert.match(mutate((wf) => delete wf.jobs.up.concurrency), /no concurrency group/);
+        assert.match(mutate((wf) => ((wf.jobs.up.concurrency as any)["cancel-in-progress"] = true)), /may cancel an update in progress/);
+        assert.match(mutate((wf) => delete wf.permissions), /no top-level permissions/);
+        assert.match(mutate((wf) => (wf.jobs.up.permissions = { contents: "write", "id-token": "write" })), /may write contents/);
+        assert.match(mutate((wf) => (wf.jobs.up.steps!.find((s) => s.uses?.startsWith("actions/checkout"))!.uses = "actions/checkout@main")), /without pinning a version/);
+        assert.match(mutate((wf) => wf.jobs.up.steps!.push({ run: "echo ${{ secrets.PULUMI_ACCESS_TOKEN }}" })), /secret into a shell command/);
+        assert.match(mutate((wf) => delete wf.jobs.up.environment), /outside a GitHub environment/);
+        assert.match(mutate((wf) => (wf.jobs.up.needs = [])), /before the checks pass/);
+        assert.match(mutate((wf) => delete pulumiSteps(wf.jobs.up)[0].with!.policyPacks), /without the policy pack/);
+        assert.match(mutate((wf) => delete wf.jobs.up.steps!.find((s) => s.uses?.startsWith("google-github-actions/auth@"))!.with!.workload_identity_provider), /without Workload Identity Federation/);
+        assert.match(mutate((wf) => delete wf.jobs.up["runs-on"]), /has no runs-on/);
+    });
+
+    it("pull requests: checks, then a preview of staging and production commented on the PR", () => {
+        const wf = load("pull-request.yml");
+        assert.deepEqual(Object.keys(wf.on), ["pull_request"]);
+        assert.equal(wf.jobs.checks.uses, "./.github/workflows/checks.yml");
+        const preview = wf.jobs.preview;
+        assert.deepEqual(preview.strategy?.matrix?.stack, ["staging", "production"]);
+        const [step] = pulumiSteps(preview);
+        assert.equal(step.with?.command, "preview");
+        assert.equal(step.with?.["comment-on-pr"], true);
+        assert.equal(step.with?.["stack-name"], "${{ vars.PULUMI_ORG }}/${{ matrix.stack }}");
+        assert.ok(!isDeploy(preview));
+    });
+
+    it("checks install, typecheck and run npm test", () => {
+        const runs = (load("checks.yml").jobs.test.steps ?? []).map((s) => s.run).filter(Boolean);
+        for (const cmd of ["npm ci", "npm run build", "npm test"]) assert.ok(runs.includes(cmd), cmd);
+        const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "package.json"), "utf8"));
+        assert.match(pkg.scripts.build, /tsc --noEmit/);
+    });
+
+    it("main deploys staging; a v* tag deploys production behind its environment; each stack has its own lock", () => {
+        const staging = load("deploy-staging.yml");
+        const production = load("deploy-production.yml");
+        assert.deepEqual(staging.on, { push: { branches: ["main"] } });
+        assert.deepEqual(production.on, { push: { tags: ["v*"] } });
+        const up = (wf: Workflow) => Object.values(wf.jobs).find(isDeploy)!;
+        assert.equal(up(staging).environment, "staging");
+        assert.equal(up(production).environment, "production");
+        assert.equal(pulumiSteps(up(staging))[0].with?.["stack-name"], "${{ vars.PULUMI_ORG }}/staging");
+        assert.equal(pulumiSteps(up(production))[0].with?.["stack-name"], "${{ vars.PULUMI_ORG }}/production");
+        const group = (wf: Workflow) => (up(wf).concurrency as { group: string }).group;
+        assert.notEqual(group(staging), group(production));
+        assert.match(group(staging), /staging/);
+        assert.match(group(production), /production/);
+    });
+});
