@@ -40,14 +40,15 @@ describe("images built by the stack", () => {
     });
 
     it("a blue/green app: lands on the idle colour only; the active colour keeps its tag", async () => {
-        const r = await run("production", build("web", { "platform:apps.web.blueGreen.blue": "1.5.0" }));
+        const r = await run("production", build("web", { "platform:apps.web.blueGreen.blue": "1.5.0", "platform:apps.web.smokeTest": { command: ["/app/bin/smoke"] } }));
         assert.equal(images(r)[0].inputs.imageName, `${REGISTRY}/web:1.5.0`);
         // green is active in Pulumi.production.yaml, so blue is idle.
         assert.match(container(r, "Deployment", "web-blue"), DIGEST);
         assert.equal(container(r, "Deployment", "web-green"), `${REGISTRY}/web:1.4.2`);
         assert.deepEqual(r.outputs.cloud.images.web.track, "blue");
-        // The smoke test of the idle colour probes with curl; it does not run the app image.
-        assert.ok(jobImage(r, "web-smoke-blue").every((i) => !i.startsWith(REGISTRY)));
+        // Each colour's smoke test runs that colour's image.
+        assert.deepEqual(jobImage(r, "web-smoke-blue"), [container(r, "Deployment", "web-blue")]);
+        assert.deepEqual(jobImage(r, "web-smoke-green"), [`${REGISTRY}/web:1.4.2`]);
     });
 
     it("a canary app: lands on the canary track with its migration Job; stable keeps its tag", async () => {
