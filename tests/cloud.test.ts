@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { backupStartTime, memorystoreName, memorystoreVersion } from "../components/cloud";
 import { RegisteredResource, Result, run, runInvalid } from "./harness";
 
 // Google Cloud: declared only with platform:gcp.enabled; managed Postgres and Redis replace the
@@ -195,6 +196,17 @@ describe("Google Cloud", () => {
         assert.equal(sql.inputs.settings.availabilityType, "ZONAL", "non-production default");
         assert.equal(sql.inputs.deletionProtection, true);
         assert.equal(one(r, MEMORYSTORE).inputs.tier, "BASIC");
+    });
+
+    it("derives names and settings Google accepts", () => {
+        const long = `a${"-b".repeat(31)}`; // a 63-character namespace
+        const name = memorystoreName(long);
+        assert.ok(name.length <= 40 && /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(name), name);
+        assert.equal(memorystoreName("platform-production"), "platform-production-redis");
+        assert.deepEqual(["6", "7.0", "7.2", "7"].map(memorystoreVersion), ["REDIS_6_X", "REDIS_7_0", "REDIS_7_2", "REDIS_7_2"]);
+        assert.equal(backupStartTime("15 2 * * *"), "02:00");
+        assert.equal(backupStartTime("0 23 * * 1"), "23:00");
+        assert.equal(backupStartTime("*/30 * * * *"), "02:00", "no fixed hour: the default window");
     });
 
     describe("validation", () => {
