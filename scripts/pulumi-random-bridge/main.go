@@ -51,7 +51,7 @@ func providerInfo() tfbridge.ProviderInfo {
 		Resources:    map[string]*tfbridge.ResourceInfo{},
 	}
 	// random_password -> random:index/randomPassword:RandomPassword, and so on.
-	info.MustComputeTokens(tokens.SingleModule("random_", "index", tokens.MakeStandard("random")))
+	info.MustComputeTokens(tokens.SingleModule("", "index", tokens.MakeStandard("random")))
 	return info
 }
 
