@@ -285,6 +285,8 @@ export interface CloudArgs {
 
 /** Everything one environment has in Google Cloud. */
 export class Cloud extends pulumi.ComponentResource {
+    /** The environment's gcp provider (project and region from platform:gcp): pass it to other GCP resources. */
+    readonly provider: gcp.Provider;
     readonly registry: ImageRegistry;
     readonly postgres?: CloudSqlPostgres;
     readonly redis?: MemorystoreRedis;
@@ -298,6 +300,7 @@ export class Cloud extends pulumi.ComponentResource {
         const { config } = plan;
         const g = config.gcp;
         const provider = new gcp.Provider("gcp", { project: g.project, region: g.region, defaultLabels: gcpLabels(config.stack) }, { parent: this });
+        this.provider = provider;
         const child = { parent: this, providers: { gcp: provider } };
         const common = { gcp: g, namespace: args.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, protectData: plan.protectData };
 

@@ -71,7 +71,11 @@ describe("Google Cloud", () => {
             const provider = one(r, "pulumi:providers:gcp");
             assert.equal(provider.inputs.project, "acme-production");
             assert.equal(provider.inputs.region, "europe-west1");
-            for (const x of r.resources.filter((y) => y.type.startsWith("gcp:"))) {
+            const cloud = one(r, "platform:cloud:Cloud").urn;
+            const under = (x: RegisteredResource): boolean => x.parent === cloud || (!!x.parent && under(r.resources.find((y) => y.urn === x.parent)!));
+            const declared = r.resources.filter((y) => y.type.startsWith("gcp:") && under(y));
+            assert.ok(declared.length >= 1);
+            for (const x of declared) {
                 assert.ok(x.provider?.startsWith(provider.urn), `${x.type} ${x.name} uses ${x.provider}`);
             }
         });
