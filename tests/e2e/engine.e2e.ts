@@ -11,6 +11,8 @@ import * as path from "path";
 // developer's .pulumi-state nor out/local is touched. Run with `npm run test:e2e`.
 
 const ROOT = path.resolve(__dirname, "..", "..");
+// The project to test: this repository, or PLATFORM_E2E_SOURCE (another checkout or copy).
+const SOURCE = path.resolve(process.env.PLATFORM_E2E_SOURCE ?? ROOT);
 const STACK = "local";
 const CANARY_APP = "api";
 const BLUE_GREEN_APP = "web";
@@ -57,11 +59,16 @@ const pulumi = (args: string[], opts: { allowFail?: boolean; label?: string } = 
 
 /** A copy of the project as a fresh clone would have it (tracked and unignored files), sharing node_modules. */
 function copyProject(dest: string): void {
-    const files = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" })
-        .stdout.split("\0").filter((f) => f && fs.existsSync(path.join(ROOT, f)));
+    const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: SOURCE, encoding: "utf8" });
+    if (git.status !== 0) {
+        // not a git checkout: everything but what .gitignore keeps out of a clone
+        const skip = new Set(["node_modules", ".git", ".pulumi-state", ".pulumi", "out", "bin", "tmp"]);
+        fs.cpSync(SOURCE, dest, { recursive: true, filter: (src) => !skip.has(path.relative(SOURCE, src).split(path.sep)[0]) });
+    }
+    const files = git.status === 0 ? git.stdout.split("\0").filter((f) => f && fs.existsSync(path.join(SOURCE, f))) : [];
     for (const f of files) {
         fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
-        fs.copyFileSync(path.join(ROOT, f), path.join(dest, f));
+        fs.copyFileSync(path.join(SOURCE, f), path.join(dest, f));
     }
     fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dest, "node_modules"), "dir");
 }
@@ -84,13 +91,23 @@ function readManifests(dir: string): Obj[] {
     return out;
 }
 
-/** Field order, empty values and Secret encodings removed: what both renders must agree on. */
+const isEmpty = (v: any) => v === undefined || v === null || (Array.isArray(v) && v.length === 0) ||
+    (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0);
+
+/**
+ * Field order, empty values and Secret encodings removed: what both renders must agree on.
+ * Empty lists and maps count as absent (the provider leaves `env: []` out of the YAML it writes,
+ * and Kubernetes reads both the same way).
+ */
 function normalise(m: Obj): Obj {
     const sortDeep = (v: any): any => {
         if (Array.isArray(v)) return v.map(sortDeep);
         if (v && typeof v === "object") {
             const o: Obj = {};
-            for (const k of Object.keys(v).sort()) if (v[k] !== undefined && v[k] !== null) o[k] = sortDeep(v[k]);
+            for (const k of Object.keys(v).sort()) {
+                const x = sortDeep(v[k]);
+                if (!isEmpty(x)) o[k] = x;
+            }
             return o;
         }
         return v;
@@ -239,17 +256,36 @@ describe("the real Pulumi engine on the local stack", function () {
         assert.deepEqual(errors, []);
     });
 
-    it(`a canary weight change (apps.${CANARY_APP}.canary.weight 50) previews as updates only, the ones the offline render predicts`, function () {
+    it(`a canary weight change (apps.${CANARY_APP}.canary.weight 50) previews as the updates the offline render predicts, no replacement`, function () {
         withConfig(() => {
             pulumi(["config", "set", "--path", `apps.${CANARY_APP}.canary.weight`, "50"]);
             const { steps } = previewSteps();
             const after = offlineRender(["--set", `apps.${CANARY_APP}.canary.weight=50`]).manifests;
-            const k8s = steps.filter((s) => s.kind).map(describeStep).sort();
-            assert.deepEqual(steps.filter((s) => !["update"].includes(s.op)).map(describeStep), [], "expected only updates (no create, replace or delete)");
-            assert.ok(k8s.length >= 1, "the weight change updates nothing");
-            assert.deepEqual(k8s, renderDiff(baseline(), after));
-            process.stdout.write(`      canary weight 50: ${k8s.join(", ")}\n`);
+            assert.deepEqual(steps.filter((s) => s.op !== "update").map(describeStep), [], "expected only updates (no create, replace or delete)");
+            const changed = steps.map(describeStep).sort();
+            assert.deepEqual(changed, renderDiff(baseline(), after));
+            process.stdout.write(`      canary weight 50 on the stack as committed: ${changed.join(", ") || "no object changes"}\n`);
         });
+    });
+
+    it(`with 4 replicas, moving the canary weight 25 -> 50 updates exactly the two Deployments, no replacement`, function () {
+        // With replicas routing the split is the pod ratio; 4 replicas make 25 and 50 differ.
+        withConfig(() => {
+            pulumi(["config", "set", "--path", `apps.${CANARY_APP}.replicas`, "4"]);
+            pulumi(["config", "set", "--path", `apps.${CANARY_APP}.canary.weight`, "25"]);
+            pulumi(["up", "--yes", "--skip-preview"], { label: "up (replicas 4, weight 25)" });
+            const before = offlineRender(["--set", `apps.${CANARY_APP}.replicas=4`, "--set", `apps.${CANARY_APP}.canary.weight=25`]).manifests;
+            pulumi(["config", "set", "--path", `apps.${CANARY_APP}.canary.weight`, "50"]);
+            const { steps } = previewSteps();
+            const after = offlineRender(["--set", `apps.${CANARY_APP}.replicas=4`, "--set", `apps.${CANARY_APP}.canary.weight=50`]).manifests;
+            assert.deepEqual(steps.filter((s) => s.op !== "update").map(describeStep), [], "expected only updates (no create, replace or delete)");
+            const changed = steps.map(describeStep).sort();
+            assert.deepEqual(changed, renderDiff(before, after));
+            assert.deepEqual(changed, [`update Deployment/${CANARY_APP}-canary`, `update Deployment/${CANARY_APP}-stable`]);
+            process.stdout.write(`      canary weight 25 -> 50 at 4 replicas: ${changed.join(", ")}\n`);
+        });
+        // back to the stack as committed, for the tests that follow
+        pulumi(["up", "--yes", "--skip-preview"], { label: "up (back to the stack file)" });
     });
 
     it(`switching apps.${BLUE_GREEN_APP}.blueGreen.activeColor updates exactly the Services`, function () {
