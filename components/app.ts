@@ -2,6 +2,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { DataService } from "./config/types";
 import { metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT } from "./kube";
+import { Backup } from "./backup";
+import { preMigrationBackupName } from "./plan/backup";
 import { AppPlan, JobPlan, migrationFor, TrackPlan } from "./plan/apps";
 import { selectorLabels, usesLabel, versionLabel } from "./plan/names";
 import { Connection } from "./postgres";
@@ -14,8 +16,8 @@ export interface AppReleaseArgs {
     stack: string;
     labels: Record<string, string>;
     connections: Partial<Record<DataService, Connection>>;
-    /** Resources that must be ready before any migration Job runs (the pre-migration backup). */
-    beforeMigrations?: pulumi.Resource[];
+    /** When set, every migration Job waits for a verified Postgres backup taken just for it. */
+    backupBeforeMigration?: Backup;
     /** The image this stack built for the app (by digest) and the one track that runs it (plan/images.ts). */
     builtImage?: { track: string; image: pulumi.Input<string> };
 }
@@ -49,8 +51,9 @@ export class AppRelease extends pulumi.ComponentResource {
         // Migrations: one Job per version being deployed, before that version's Deployment changes.
         const migrationJobs = new Map<string, k8s.batch.v1.Job>();
         for (const m of plan.migrations) {
+            const backup = args.backupBeforeMigration?.oneOffJob(preMigrationBackupName(m.name), namespace, { parent: this });
             migrationJobs.set(m.version, this.job(m, "migration", app.migrations!.command, env, usesLabels, args,
-                { dependsOn: args.beforeMigrations ?? [] }));
+                { dependsOn: backup ? [backup] : [] }));
         }
 
         const services: Record<string, k8s.core.v1.Service> = {};

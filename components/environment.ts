@@ -1,13 +1,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AppRelease } from "./app";
+import { Backup, backupScripts } from "./backup";
 import { Cloud } from "./cloud";
 import { DataService } from "./config/types";
 import { metadata } from "./kube";
 import { EnvironmentPlan } from "./plan/environment";
 import { LABEL_TIER } from "./plan/names";
-import { Connection, Postgres } from "./postgres";
-import { Redis } from "./redis";
+import { Connection, Postgres, postgresImage } from "./postgres";
+import { Redis, redisImage } from "./redis";
 
 export interface EnvironmentArgs {
     plan: EnvironmentPlan;
@@ -62,10 +63,41 @@ export class Environment extends pulumi.ComponentResource {
             spec: { podSelector: { matchLabels: { [LABEL_TIER]: "data" } }, policyTypes: ["Ingress"] },
         }, resource);
 
+        // Verified daily backups with a restore drill; Memorystore cannot be backed up with
+        // redis-cli --rdb (it refuses SYNC), so there its own RDB snapshots are the backups.
+        const backups: Partial<Record<DataService, Backup>> = {};
+        const postgresBackup = config.postgres.backup.enabled;
+        const redisBackup = config.redis.backup.enabled && config.redis.mode === "incluster";
+        if (postgresBackup || redisBackup) {
+            const scripts = new k8s.core.v1.ConfigMap("backup-scripts", {
+                metadata: metadata("backup-scripts", this.namespace, { ...plan.labels, "app.kubernetes.io/component": "backup" }),
+                data: backupScripts(),
+            }, resource);
+            const backupCommon = {
+                ...common, scriptsConfigMap: scripts.metadata.name,
+                gcp: config.gcp.enabled ? { project: config.gcp.project!, region: config.gcp.region! } : undefined,
+            };
+            const backupOpts = { ...child, providers: { kubernetes: provider, ...(cloud ? { gcp: cloud.provider } : {}) } };
+            if (postgresBackup) {
+                backups.postgres = new Backup("postgres-backup", {
+                    ...backupCommon, kind: "postgres", config: config.postgres.backup, image: postgresImage(config.postgres.version),
+                    secretName: postgres.connection.secretName, storageClass: config.postgres.storageClass,
+                    sslMode: config.postgres.mode === "cloudsql" ? "require" : undefined,
+                }, backupOpts);
+            }
+            if (redisBackup) {
+                backups.redis = new Backup("redis-backup", {
+                    ...backupCommon, kind: "redis", config: config.redis.backup, image: redisImage(config.redis.version),
+                    secretName: redis.connection.secretName, storageClass: config.redis.storageClass, serverResources: config.redis.resources,
+                }, backupOpts);
+            }
+        }
+        const backupBeforeMigration = config.postgres.backup.beforeMigrations ? backups.postgres : undefined;
+
         for (const app of plan.apps) {
             this.apps[app.config.name] = new AppRelease(app.config.name, {
                 plan: app, namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, connections,
-                builtImage: cloud?.builtImages[app.config.name],
+                builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration,
             }, child);
         }
 
@@ -75,6 +107,7 @@ export class Environment extends pulumi.ComponentResource {
             apps: Object.fromEntries(Object.entries(this.apps).map(([n, a]) => [n, a.outputs])),
             postgres: { host: postgres.connection.host, secret: postgres.connection.secretName },
             redis: { host: redis.connection.host, secret: redis.connection.secretName },
+            backups: Object.fromEntries(Object.entries(backups).map(([n, b]) => [n, b.outputs])),
             ...(cloud ? { cloud: cloud.outputs } : {}),
         };
         this.registerOutputs(this.outputs);

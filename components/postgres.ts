@@ -27,6 +27,8 @@ export interface PostgresArgs {
 }
 
 export const POSTGRES_PORT = 5432;
+/** The server image; backups use the same one, so their client tools match the server. */
+export const postgresImage = (version: string) => `postgres:${version}-bookworm`;
 const POSTGRES_UID = 999; // the postgres user of the official image
 
 export const postgresSecretName = "postgres-credentials";
@@ -94,7 +96,7 @@ export class Postgres extends pulumi.ComponentResource {
                         terminationGracePeriodSeconds: 60,
                         containers: [{
                             name: "postgres",
-                            image: `postgres:${config.version}-bookworm`,
+                            image: postgresImage(config.version),
                             ports: [{ name: "postgres", containerPort: POSTGRES_PORT }],
                             env: [
                                 fromSecret("POSTGRES_USER", secret.metadata.name, "username"),

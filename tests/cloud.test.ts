@@ -29,7 +29,9 @@ const REPOSITORY = "gcp:artifactregistry/repository:Repository";
 /** Deployments and Jobs of the apps (not of data services or backups): what apps run, as sent. */
 function appWorkloads(r: Result): Record<string, unknown> {
     const apps = new Set(r.resources.filter((x) => x.type === "platform:apps:AppRelease").map((x) => x.urn));
-    const byApps = r.resources.filter((x) => x.parent && apps.has(x.parent) && ["Deployment", "Job"].includes(x.inputs?.kind));
+    // The backup before a migration connects like any Postgres client (TLS to Cloud SQL): not an app workload.
+    const byApps = r.resources.filter((x) => x.parent && apps.has(x.parent) && ["Deployment", "Job"].includes(x.inputs?.kind)
+        && x.inputs.metadata.labels["app.kubernetes.io/component"] !== "backup");
     return Object.fromEntries(byApps.map((x) => [`${x.inputs.kind}/${x.inputs.metadata.name}`, x.inputs]));
 }
 

@@ -15,7 +15,9 @@ const build = (app: string, extra: Record<string, unknown> = {}) => ({
 
 const images = (r: Result) => r.resources.filter((x) => x.type === IMAGE);
 const container = (r: Result, kind: string, name: string) => r.object(kind, name).spec.template.spec.containers[0].image as string;
-const jobImage = (r: Result, prefix: string) => r.ofKind("Job").filter((j) => j.metadata.name.startsWith(prefix)).map((j) => j.spec.template.spec.containers[0].image as string);
+// The app's own Jobs (migrations, smoke tests), not the backups that run before migrations.
+const jobImage = (r: Result, prefix: string) => r.ofKind("Job")
+    .filter((j) => j.metadata.name.startsWith(prefix) && j.metadata.labels?.["app.kubernetes.io/component"] !== "backup").map((j) => j.spec.template.spec.containers[0].image as string);
 const DIGEST = /@sha256:[0-9a-f]{64}$/;
 
 describe("images built by the stack", () => {

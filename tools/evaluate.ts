@@ -123,8 +123,8 @@ export const MOCK_ACCESS_TOKEN = "ya29.mock-access-token-Q7v";
 
 /**
  * Outputs that cloud resources compute and the program reads (the provider's answer, not an
- * input): a Cloud SQL private IP, Memorystore's endpoint, AUTH string and CA, a pushed image's
- * digest. Derived from the name and inputs, so evaluations are deterministic; generated
+ * input): a Cloud SQL private IP, Memorystore's endpoint, AUTH string and CA, a service account's
+ * email, a pushed image's digest. Derived from the name and inputs, so evaluations are deterministic; generated
  * credentials join `generated` for the leak checks.
  */
 function cloudOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
@@ -142,6 +142,11 @@ function cloudOutputs(type: string, name: string, inputs: Record<string, any>): 
                 serverCaCerts: tls ? [{ cert: `-----BEGIN CERTIFICATE-----\nmock-ca-${name}\n-----END CERTIFICATE-----` }] : [],
             };
         }
+        case "gcp:serviceaccount/account:Account":
+            return {
+                email: `${inputs.accountId}@${inputs.project}.iam.gserviceaccount.com`,
+                name: `projects/${inputs.project}/serviceAccounts/${inputs.accountId}@${inputs.project}.iam.gserviceaccount.com`,
+            };
         case "docker:index/image:Image": {
             const repository = String(inputs.imageName).replace(/:[^/:]+$/, "");
             return { repoDigest: `${repository}@sha256:${hash(String(inputs.imageName), JSON.stringify(inputs.build ?? {}))}` };
@@ -189,10 +194,23 @@ export async function evaluate(stack: string, config: ConfigValues, options: Eva
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runProgram } = require("../components/program") as typeof import("../components/program");
     const env = runProgram();
-    const outputs = await new Promise<Record<string, any>>((resolve) => pulumi.output(env.outputs).apply((o) => resolve(o as Record<string, any>)));
+    // A preview leaves some outputs unknown (a cloud resource's computed email, say): they read as
+    // UNKNOWN_OUTPUT, as the CLI shows "output<string>", instead of never resolving.
+    const lifted = pulumi.output(env.outputs) as unknown as { promise(withUnknowns: boolean): Promise<unknown> };
+    const outputs = showUnknowns(await lifted.promise(true)) as Record<string, any>;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
     return { stack, resources: [...captured], outputs, generatedSecrets: [...generated] };
+}
+
+/** What an output unknown during a preview reads as in `Evaluation.outputs`. */
+export const UNKNOWN_OUTPUT = "<unknown until update>";
+
+function showUnknowns(value: unknown): unknown {
+    if (value === pulumi.unknown) return UNKNOWN_OUTPUT;
+    if (Array.isArray(value)) return value.map(showUnknowns);
+    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, showUnknowns(v)]));
+    return value;
 }
 
 /** Resources registered by the last evaluation, also when it failed. */

@@ -14,6 +14,7 @@ const MANAGED = {
     "platform:redis.memorystore": { memorySizeGb: 2, network: NETWORK },
 };
 const messages = (v: { message: string }[]) => v.map((x) => x.message).join("\n");
+const cronJobs = (r: Result) => r.resources.filter((x) => x.type === "kubernetes:batch/v1:CronJob");
 
 describe("policy production-postgres-backups", () => {
     const rendered: Record<string, Result> = {};
@@ -21,6 +22,18 @@ describe("policy production-postgres-backups", () => {
         rendered.staging = await run("staging");
         rendered.production = await run("production");
         rendered.managed = await run("production", MANAGED);
+    });
+
+    it("passes production as rendered (backup CronJob with verification, 7 daily copies, restore drill)", async () => {
+        assert.ok(cronJobs(rendered.production).length > 0, "production renders its backup CronJobs");
+        assert.deepEqual(await checkStack(productionPostgresBackups, rendered.production.resources), []);
+        assert.deepEqual(await checkStack(productionPostgresBackups, rendered.managed.resources), []);
+    });
+
+    it("fails production keeping fewer than 7 daily copies", async () => {
+        const r = await run("production", { "platform:postgres.backup.keepDaily": 3 });
+        const v = await checkStack(productionPostgresBackups, r.resources);
+        assert.match(messages(v), /keeps 3 daily copies \(BACKUP_KEEP_DAILY\); production needs at least 7/);
     });
 
     it("fails production without the backup CronJob", async () => {
