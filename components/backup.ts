@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { BackupConfig, Resources } from "./config/types";
-import { fromSecret, metadata, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
+import { fromSecret, metadata, restrictedContainerSecurity, restrictedPodSecurity, volumeClaimSpec } from "./kube";
 import { backupBucketName, bucketRetentionDays, NONCURRENT_VERSION_DAYS } from "./plan/backup";
 import { selectorLabels, usesLabel } from "./plan/names";
 
@@ -112,11 +112,7 @@ export class Backup extends pulumi.ComponentResource {
         } else {
             const pvc = new k8s.core.v1.PersistentVolumeClaim(`${kind}-backups`, {
                 metadata: metadata(`${kind}-backups`, namespace, labels, { "pulumi.com/skipAwait": "true" }),
-                spec: {
-                    accessModes: ["ReadWriteOnce"],
-                    ...(args.storageClass ? { storageClassName: args.storageClass } : {}),
-                    resources: { requests: { storage: config.storage } },
-                },
+                spec: volumeClaimSpec(config.storage, args.storageClass),
             }, { parent: this, ...keep });
             destinationEnv = [{ name: "BACKUP_DEST", value: "pvc" }, { name: "BACKUP_DIR", value: "/backups" }];
             backupsVolume = { name: "backups", persistentVolumeClaim: { claimName: pvc.metadata.name } };

@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Resources } from "./config/types";
+import { usesLabel } from "./plan/names";
 
 // Building blocks every workload shares, so that each component states only what is its own.
 
@@ -42,3 +43,51 @@ export const shell = (script: string) => ["sh", "-c", script];
 
 /** Annotation that stops `pulumi up` waiting for a Service's endpoints. */
 export const SKIP_AWAIT = { "pulumi.com/skipAwait": "true" };
+
+/** A ReadWriteOnce volume claim of `storage`, on `storageClass` when given. */
+export function volumeClaimSpec(storage: string, storageClass?: string): k8s.types.input.core.v1.PersistentVolumeClaimSpec {
+    return {
+        accessModes: ["ReadWriteOnce"],
+        ...(storageClass ? { storageClassName: storageClass } : {}),
+        resources: { requests: { storage } },
+    };
+}
+
+export interface ClientAccessArgs {
+    /** Service name, port name and the `uses` value of its clients: "postgres" or "redis". */
+    service: "postgres" | "redis";
+    port: number;
+    namespace: pulumi.Input<string>;
+    labels: Record<string, string>;
+    selector: Record<string, string>;
+    statefulSet: k8s.apps.v1.StatefulSet;
+}
+
+/**
+ * How clients reach a single-instance data service: its client Service (ready once the StatefulSet
+ * is), a PodDisruptionBudget that makes a node drain wait for an operator, and a NetworkPolicy that
+ * admits only pods labelled as its clients.
+ */
+export function declareClientAccess(a: ClientAccessArgs, parent: pulumi.Resource): void {
+    new k8s.core.v1.Service(a.service, {
+        metadata: metadata(a.service, a.namespace, a.labels),
+        spec: { selector: a.selector, ports: [{ name: a.service, port: a.port, targetPort: a.service }] },
+    }, { parent, dependsOn: [a.statefulSet] });
+
+    new k8s.policy.v1.PodDisruptionBudget(a.service, {
+        metadata: metadata(a.service, a.namespace, a.labels),
+        spec: { minAvailable: 1, selector: { matchLabels: a.selector } },
+    }, { parent });
+
+    new k8s.networking.v1.NetworkPolicy(`${a.service}-allow-clients`, {
+        metadata: metadata(`${a.service}-allow-clients`, a.namespace, a.labels),
+        spec: {
+            podSelector: { matchLabels: a.selector },
+            policyTypes: ["Ingress"],
+            ingress: [{
+                from: [{ podSelector: { matchLabels: { [usesLabel(a.service)]: "true" } } }],
+                ports: [{ protocol: "TCP", port: a.port }],
+            }],
+        },
+    }, { parent });
+}

@@ -2,8 +2,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { PostgresConfig } from "./config/types";
-import { fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell } from "./kube";
-import { LABEL_TIER, selectorLabels, usesLabel } from "./plan/names";
+import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, volumeClaimSpec } from "./kube";
+import { LABEL_TIER, selectorLabels } from "./plan/names";
 
 /** How apps reach a data service: one Secret with the same keys whatever runs the service. */
 export interface Connection {
@@ -124,39 +124,11 @@ export class Postgres extends pulumi.ComponentResource {
                         ],
                     },
                 },
-                volumeClaimTemplates: [{
-                    metadata: { name: "data", labels: selector },
-                    spec: {
-                        accessModes: ["ReadWriteOnce"],
-                        ...(config.storageClass ? { storageClassName: config.storageClass } : {}),
-                        resources: { requests: { storage: config.storage } },
-                    },
-                }],
+                volumeClaimTemplates: [{ metadata: { name: "data", labels: selector }, spec: volumeClaimSpec(config.storage, config.storageClass) }],
             },
         }, { parent: this, ...keep });
 
-        new k8s.core.v1.Service("postgres", {
-            metadata: metadata("postgres", namespace, labels),
-            spec: { selector, ports: [{ name: "postgres", port: POSTGRES_PORT, targetPort: "postgres" }] },
-        }, { parent: this, dependsOn: [this.statefulSet] });
-
-        // One instance: a voluntary eviction (node drain) must wait for an operator's decision.
-        new k8s.policy.v1.PodDisruptionBudget("postgres", {
-            metadata: metadata("postgres", namespace, labels),
-            spec: { minAvailable: 1, selector: { matchLabels: selector } },
-        }, { parent: this });
-
-        new k8s.networking.v1.NetworkPolicy("postgres-allow-clients", {
-            metadata: metadata("postgres-allow-clients", namespace, labels),
-            spec: {
-                podSelector: { matchLabels: selector },
-                policyTypes: ["Ingress"],
-                ingress: [{
-                    from: [{ podSelector: { matchLabels: { [usesLabel("postgres")]: "true" } } }],
-                    ports: [{ protocol: "TCP", port: POSTGRES_PORT }],
-                }],
-            },
-        }, { parent: this });
+        declareClientAccess({ service: "postgres", port: POSTGRES_PORT, namespace, labels, selector, statefulSet: this.statefulSet }, this);
 
         this.connection = { secretName: secret.metadata.name, host, port: POSTGRES_PORT, env: postgresEnv(secret.metadata.name) };
         this.registerOutputs({ host, secretName: secret.metadata.name });

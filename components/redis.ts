@@ -2,8 +2,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { RedisConfig } from "./config/types";
-import { fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell } from "./kube";
-import { LABEL_TIER, selectorLabels, usesLabel } from "./plan/names";
+import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, volumeClaimSpec } from "./kube";
+import { LABEL_TIER, selectorLabels } from "./plan/names";
 import { Connection } from "./postgres";
 
 export interface RedisArgs {
@@ -105,38 +105,11 @@ save ${config.persistence ? "3600 1 300 100 60 10000" : '""'}
                         ],
                     },
                 },
-                volumeClaimTemplates: [{
-                    metadata: { name: "data", labels: selector },
-                    spec: {
-                        accessModes: ["ReadWriteOnce"],
-                        ...(config.storageClass ? { storageClassName: config.storageClass } : {}),
-                        resources: { requests: { storage: config.storage } },
-                    },
-                }],
+                volumeClaimTemplates: [{ metadata: { name: "data", labels: selector }, spec: volumeClaimSpec(config.storage, config.storageClass) }],
             },
         }, { parent: this, ...keep });
 
-        new k8s.core.v1.Service("redis", {
-            metadata: metadata("redis", namespace, labels),
-            spec: { selector, ports: [{ name: "redis", port: REDIS_PORT, targetPort: "redis" }] },
-        }, { parent: this, dependsOn: [this.statefulSet] });
-
-        new k8s.policy.v1.PodDisruptionBudget("redis", {
-            metadata: metadata("redis", namespace, labels),
-            spec: { minAvailable: 1, selector: { matchLabels: selector } },
-        }, { parent: this });
-
-        new k8s.networking.v1.NetworkPolicy("redis-allow-clients", {
-            metadata: metadata("redis-allow-clients", namespace, labels),
-            spec: {
-                podSelector: { matchLabels: selector },
-                policyTypes: ["Ingress"],
-                ingress: [{
-                    from: [{ podSelector: { matchLabels: { [usesLabel("redis")]: "true" } } }],
-                    ports: [{ protocol: "TCP", port: REDIS_PORT }],
-                }],
-            },
-        }, { parent: this });
+        declareClientAccess({ service: "redis", port: REDIS_PORT, namespace, labels, selector, statefulSet: this.statefulSet }, this);
 
         this.connection = { secretName: secret.metadata.name, host, port: REDIS_PORT, env: redisEnv(secret.metadata.name) };
         this.registerOutputs({ host, secretName: secret.metadata.name });
