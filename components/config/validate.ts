@@ -113,8 +113,12 @@ function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, s
         p.add(`${path}.destination`, "can be \"gcs\" only when platform:gcp.enabled is true; use \"pvc\" otherwise", destination);
     }
     const drill = object(p, `${path}.restoreDrill`, b.restoreDrill, ["schedule"]) ?? {};
+    const enabled = boolean(p, `${path}.enabled`, b.enabled, tier !== "local") ?? false;
+    if (b.beforeMigrations === true && !enabled) {
+        p.add(`${path}.beforeMigrations`, `needs platform:${path}.enabled: true (it runs the daily backup as a Job)`, true);
+    }
     return {
-        enabled: boolean(p, `${path}.enabled`, b.enabled, tier !== "local") ?? false,
+        enabled,
         schedule: cron(p, `${path}.schedule`, b.schedule, service === "postgres" ? "15 2 * * *" : "45 2 * * *"),
         keepDaily: integer(p, `${path}.keepDaily`, b.keepDaily, 0, 366, 7) ?? 7,
         keepWeekly: integer(p, `${path}.keepWeekly`, b.keepWeekly, 0, 520, 4) ?? 4,
