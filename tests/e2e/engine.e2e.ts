@@ -288,6 +288,24 @@ describe("the real Pulumi engine on the local stack", function () {
         pulumi(["up", "--yes", "--skip-preview"], { label: "up (back to the stack file)" });
     });
 
+    it("behind ingress-nginx, a canary weight change updates exactly one object: the canary Ingress", function () {
+        const nginx = { kind: "nginx", host: "api.local.test", ingressClassName: "nginx" };
+        const sets = Object.entries(nginx).flatMap(([k, v]) => ["--set", `apps.${CANARY_APP}.routing.${k}=${v}`]);
+        withConfig(() => {
+            for (const [k, v] of Object.entries(nginx)) pulumi(["config", "set", "--path", `apps.${CANARY_APP}.routing.${k}`, v]);
+            pulumi(["up", "--yes", "--skip-preview"], { label: "up (nginx routing)" });
+            const before = offlineRender(sets).manifests;
+            pulumi(["config", "set", "--path", `apps.${CANARY_APP}.canary.weight`, "50"]);
+            const { steps } = previewSteps();
+            const after = offlineRender([...sets, "--set", `apps.${CANARY_APP}.canary.weight=50`]).manifests;
+            const changed = steps.map(describeStep).sort();
+            assert.deepEqual(changed, [`update Ingress/${CANARY_APP}-canary`]);
+            assert.deepEqual(changed, renderDiff(before, after));
+            process.stdout.write(`      canary weight 10 -> 50 behind nginx: ${changed.join(", ")}\n`);
+        });
+        pulumi(["up", "--yes", "--skip-preview"], { label: "up (back to the stack file)" });
+    });
+
     it(`switching apps.${BLUE_GREEN_APP}.blueGreen.activeColor updates exactly the Services`, function () {
         withConfig(() => {
             const color = readStackColor() === "green" ? "blue" : "green";
