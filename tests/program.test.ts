@@ -1,34 +1,9 @@
 import { strict as assert } from "assert";
-import { Manifest } from "../tools/render";
 import { Result, run, STACKS } from "./harness";
+import { schemaErrors } from "./schemas";
 
 // The program as a whole, for every stack file: schema-valid objects and the semantic rules that
 // make them work together. Each rule is written once and run over every stack.
-
-const MODEL_MODULES: Record<string, string> = {
-    "v1": "kubernetes-models/v1",
-    "apps/v1": "kubernetes-models/apps/v1",
-    "batch/v1": "kubernetes-models/batch/v1",
-    "policy/v1": "kubernetes-models/policy/v1",
-    "networking.k8s.io/v1": "kubernetes-models/networking.k8s.io/v1",
-    "autoscaling/v2": "kubernetes-models/autoscaling/v2",
-    "gateway.networking.k8s.io/v1": "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1",
-};
-
-/** Validates a manifest against the official OpenAPI schema; returns the error text or "". */
-export function schemaErrors(m: Manifest): string {
-    const moduleName = MODEL_MODULES[m.apiVersion];
-    if (!moduleName) return `no schema known for ${m.apiVersion}`;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const Model = require(moduleName)[m.kind];
-    if (!Model) return `no schema for ${m.apiVersion} ${m.kind}`;
-    try {
-        new Model(m).validate();
-        return "";
-    } catch (e) {
-        return `${m.kind}/${m.metadata.name}: ${(e as Error).message}`;
-    }
-}
 
 function podSpecs(r: Result): { owner: string; labels: Record<string, string>; spec: any }[] {
     const out: { owner: string; labels: Record<string, string>; spec: any }[] = [];

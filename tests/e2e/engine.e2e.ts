@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
+import { schemaErrors } from "../schemas";
 
 // End-to-end: the real Pulumi engine (scripts/ensure-pulumi) runs the real program on the local
 // stack, whose kubernetes provider writes YAML to out/local instead of talking to a cluster.
@@ -136,30 +137,6 @@ function offlineRender(extra: string[] = []): { manifests: Obj[]; dir: string } 
     return { manifests: readManifests(dir), dir };
 }
 
-const MODEL_MODULES: Record<string, string> = {
-    "v1": "kubernetes-models/v1",
-    "apps/v1": "kubernetes-models/apps/v1",
-    "batch/v1": "kubernetes-models/batch/v1",
-    "policy/v1": "kubernetes-models/policy/v1",
-    "networking.k8s.io/v1": "kubernetes-models/networking.k8s.io/v1",
-    "autoscaling/v2": "kubernetes-models/autoscaling/v2",
-    "gateway.networking.k8s.io/v1": "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1",
-};
-
-function schemaError(m: Obj): string {
-    const mod = MODEL_MODULES[m.apiVersion];
-    if (!mod) return `${key(m)}: no schema known for ${m.apiVersion}`;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const Model = require(mod)[m.kind];
-    if (!Model) return `${key(m)}: no schema for ${m.kind}`;
-    try {
-        new Model(m).validate();
-        return "";
-    } catch (e) {
-        return `${key(m)}: ${(e as Error).message}`;
-    }
-}
-
 // ---- preview --------------------------------------------------------------------------------
 
 interface Step { op: string; urn: string; type: string; kind?: string; name?: string }
@@ -252,7 +229,7 @@ describe("the real Pulumi engine on the local stack", function () {
 
     it("every manifest the engine wrote validates against the Kubernetes schemas", function () {
         const engine = readManifests(path.join(work, "out", STACK));
-        const errors = engine.map(schemaError).filter(Boolean);
+        const errors = engine.map(schemaErrors).filter(Boolean);
         assert.deepEqual(errors, []);
     });
 
