@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { backupAccountId, CLOUD_CLI_IMAGE } from "../components/backup";
 import { backupBucketName, bucketRetentionDays, NONCURRENT_VERSION_DAYS, preMigrationBackupName } from "../components/plan/backup";
-import { describe_, diff, Result, run } from "./harness";
+import { describe_, diff, MANAGED, Result, run } from "./harness";
 
 // What the stack declares for backups (components/backup.ts); the scripts themselves are tested
 // against real servers in tests/backup/.
@@ -15,7 +15,6 @@ const commands = (containers: any[] | undefined) => (containers ?? []).map((c) =
 const envOf = (c: any) => Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
 const migrationJobs = (r: Result) => r.ofKind("Job").filter((j) => j.metadata.labels?.["app.kubernetes.io/component"] === "migration");
 const backupJobs = (r: Result) => r.ofKind("Job").filter((j) => j.metadata.labels?.["app.kubernetes.io/component"] === "backup");
-const NETWORK = "projects/acme-production/global/networks/main";
 
 describe("backups", () => {
     const r: Record<string, Result> = {};
@@ -173,10 +172,7 @@ describe("backups", () => {
         });
 
         it("with Cloud SQL, backs up over TLS; with Memorystore, relies on its RDB snapshots (it refuses SYNC)", async () => {
-            const managed = await run("production", {
-                "platform:postgres.mode": "cloudsql", "platform:postgres.cloudsql": { tier: "db-custom-2-7680", network: NETWORK },
-                "platform:redis.mode": "memorystore", "platform:redis.memorystore": { memorySizeGb: 2, network: NETWORK },
-            });
+            const managed = await run("production", MANAGED);
             assert.deepEqual(managed.ofKind("CronJob").map((c) => c.metadata.name).sort(), ["postgres-backup", "postgres-restore-drill"]);
             const pg = podOf(managed, "postgres-backup");
             assert.equal(envOf(pg.initContainers[0]).PGSSLMODE, "require");

@@ -1,18 +1,11 @@
 import * as assert from "assert";
 import { backupStartTime, memorystoreName, memorystoreVersion } from "../components/cloud";
-import { RegisteredResource, Result, run, runInvalid } from "./harness";
+import { MANAGED, NETWORK, RegisteredResource, Result, run, runInvalid } from "./harness";
 
 // Google Cloud: declared only with platform:gcp.enabled; managed Postgres and Redis replace the
 // in-cluster ones behind the same Secrets, so apps are unchanged; stateful things are protected
 // in production.
 
-const NETWORK = "projects/acme-production/global/networks/main";
-export const MANAGED = {
-    "platform:postgres.mode": "cloudsql",
-    "platform:postgres.cloudsql": { tier: "db-custom-2-7680", network: NETWORK },
-    "platform:redis.mode": "memorystore",
-    "platform:redis.memorystore": { memorySizeGb: 2, network: NETWORK },
-};
 /** Staging with Google Cloud turned on (its stack file has none). */
 const STAGING_GCP = { "platform:gcp": { enabled: true, project: "acme-staging", region: "europe-west1" } };
 

@@ -9,6 +9,16 @@ export type { Evaluation, RegisteredResource };
 
 export const STACKS = ["local", "staging", "production"] as const;
 
+/** The VPC of the managed data services in the tests' production overrides. */
+export const NETWORK = "projects/acme-production/global/networks/main";
+/** Overrides that put production's Postgres on Cloud SQL and Redis on Memorystore. */
+export const MANAGED = {
+    "platform:postgres.mode": "cloudsql",
+    "platform:postgres.cloudsql": { tier: "db-custom-2-7680", network: NETWORK },
+    "platform:redis.mode": "memorystore",
+    "platform:redis.memorystore": { memorySizeGb: 2, network: NETWORK },
+};
+
 export class Result {
     readonly manifests: Manifest[];
     private readonly byUrn: Map<string, RegisteredResource>;

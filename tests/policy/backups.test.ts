@@ -1,18 +1,11 @@
 import * as assert from "assert";
 import { productionPostgresBackups } from "../../policy/policies";
-import { Result, run } from "../harness";
+import { MANAGED, Result, run } from "../harness";
 import { altered, checkStack } from "./check";
 
 // production-postgres-backups on what the program renders: the backup CronJobs of
 // components/backup.ts (contract: scripts/backup/README.md) and, with Cloud SQL, its own backups.
 
-const NETWORK = "projects/acme-production/global/networks/main";
-const MANAGED = {
-    "platform:postgres.mode": "cloudsql",
-    "platform:postgres.cloudsql": { tier: "db-custom-2-7680", network: NETWORK },
-    "platform:redis.mode": "memorystore",
-    "platform:redis.memorystore": { memorySizeGb: 2, network: NETWORK },
-};
 const messages = (v: { message: string }[]) => v.map((x) => x.message).join("\n");
 const cronJobs = (r: Result) => r.resources.filter((x) => x.type === "kubernetes:batch/v1:CronJob");
 

@@ -3,20 +3,13 @@ import {
     canaryWeightsInRange, imageProblem, noUntaggedOrLatestImages, policies, protectedDataInProduction,
     requestsAndLimits, restrictedSecurityContext, stackOf,
 } from "../../policy/policies";
-import { RegisteredResource, Result, run } from "../harness";
+import { MANAGED, RegisteredResource, Result, run } from "../harness";
 import { altered, checkResources } from "./check";
 
 // Each policy on what the program renders: every stack passes as declared; a rendered object with
 // one thing broken (or a config that makes it so) fails, with a message that names the problem.
 
 const REGISTRY = "europe-west1-docker.pkg.dev/acme-production/platform-production";
-const NETWORK = "projects/acme-production/global/networks/main";
-const MANAGED = {
-    "platform:postgres.mode": "cloudsql",
-    "platform:postgres.cloudsql": { tier: "db-custom-2-7680", network: NETWORK },
-    "platform:redis.mode": "memorystore",
-    "platform:redis.memorystore": { memorySizeGb: 2, network: NETWORK },
-};
 
 const find = (r: Result, type: string, name: string): RegisteredResource => {
     const x = r.resources.find((y) => y.type === type && y.name === name);
