@@ -105,6 +105,8 @@ export interface AppConfig {
     smokeTest?: { command: string[] };
     autoscaling?: AutoscalingConfig;
     build?: BuildConfig;
+    /** How long a track's rollout and its smoke test may take before `pulumi up` fails. */
+    rolloutTimeoutSeconds: number;
 }
 
 export interface GcpConfig {

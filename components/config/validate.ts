@@ -23,7 +23,7 @@ const RESOURCE_KEYS = ["requests", "limits"];
 const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
-    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build",
+    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "rolloutTimeoutSeconds",
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -289,6 +289,8 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
         env,
         uses,
         strategy: strategy ?? "rolling",
+        // A release that cannot become ready fails `pulumi up` after this long instead of Pulumi's 10 minutes.
+        rolloutTimeoutSeconds: integer(p, `${path}.rolloutTimeoutSeconds`, v.rolloutTimeoutSeconds, 30, 3600, 300) ?? 300,
     };
 
     if (strategy === "rolling") {
