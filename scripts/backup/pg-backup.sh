@@ -92,6 +92,7 @@ dump_and_verify() {
     printf '%s\n' "SELECT 'server_version', current_setting('server_version_num');"
     printf '%s;\n' "$PG_LO_SQL"
     printf '%s\n' "SELECT 'role', rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 2;"
+    printf '%s\n' "SELECT DISTINCT 'tablespace', t.spcname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace ORDER BY 2;"
     printf '%s;\n' "$PG_COUNTS_SQL"
     printf '%s\n' "\\o"
     printf '%s\n' "SELECT 1 \\g '$r/snap.done'"
