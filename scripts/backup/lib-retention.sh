@@ -15,8 +15,10 @@
 #   * a backup kept by any policy is kept.
 # The result depends only on the backups' timestamps, never on the clock.
 #
-# retention_select DAILY WEEKLY MONTHLY < timestamps (YYYYMMDDTHHMMSSZ, one a line)
-# prints "keep TS" / "remove TS" lines, newest first.
+# retention_select DAILY WEEKLY MONTHLY < keys (the part of an id after the
+# prefix: YYYYMMDDTHHMMSSZ[-<random>], one a line; only the timestamp counts,
+# several keys of one second are ordered by their random part)
+# prints "keep KEY" / "remove KEY" lines, newest first.
 retention_select() {
   local -a counts=("$1" "$2" "$3") last=(-1 -1 -1) tss=() keys=()
   local ts i n b keep line
@@ -51,11 +53,39 @@ retention_select() {
   done
 }
 
+# remove_stale_incomplete PREFIX (after list_backups): an incomplete backup
+# more than BACKUP_STALE_HOURS older than the newest complete one was left by
+# a killed run (no run takes that long; the clock is not consulted): its files
+# are removed and listed in BK_LEFTOVERS. Younger ones may be uploads still
+# running and are only reported (BK_INCOMPLETE).
+remove_stale_incomplete() {
+  local prefix=$1 h newest id ts f
+  ((${#BK_IDS[@]} && ${#BK_INCOMPLETE[@]})) || return 0
+  h=$(stale_hours)
+  newest=$(ts_epoch "${BK_IDS[0]#"$prefix-"}") || return 0
+  local -a still=() names=()
+  for id in "${BK_INCOMPLETE[@]}"; do
+    ts=$(ts_epoch "${id#"$prefix-"}") || { still+=("$id"); continue; }
+    if ((newest - ts > h * 3600)); then
+      mapfile -t names < <(files_of "$id" | grep .)
+      if dest_rm "${names[@]}"; then
+        BK_LEFTOVERS+=("${names[@]}")
+        info "removed incomplete backup $id (${names[*]}), left by a killed run"
+        continue
+      fi
+    fi
+    still+=("$id")
+  done
+  BK_INCOMPLETE=("${still[@]}")
+}
+
 # prune PREFIX [PROTECTED_ID]: apply BACKUP_KEEP_DAILY/WEEKLY/MONTHLY
 # (default 7/4/0) to the complete backups of PREFIX. PROTECTED_ID (the backup
 # just stored) is never removed, whatever the policy says. A removed backup
 # loses its .sha256 first (so it is never seen half-deleted as complete).
-# Sets fields kept, pruned, incomplete. Returns non-zero when a delete failed.
+# Removes stale incomplete backups (remove_stale_incomplete). Sets fields
+# kept, pruned, incomplete, ignored, leftovers. Returns non-zero when a
+# delete failed.
 prune() {
   local prefix=$1 protected=${2:-} d w m id ts verdict
   d=${BACKUP_KEEP_DAILY:-7} w=${BACKUP_KEEP_WEEKLY:-4} m=${BACKUP_KEEP_MONTHLY:-0}
@@ -66,7 +96,7 @@ prune() {
   local -a kept=() pruned=() failed=()
   list_backups "$prefix"
   local decisions
-  decisions=$(for id in "${BK_IDS[@]}"; do ts_of_id "$id"; done | retention_select "$d" "$w" "$m") ||
+  decisions=$(for id in "${BK_IDS[@]}"; do printf '%s\n' "${id#"$prefix-"}"; done | retention_select "$d" "$w" "$m") ||
     fail $EX_PRUNE "retention: cannot compute calendar buckets with date(1)"
   local -a doomed=() shas=()
   local f left
@@ -111,9 +141,12 @@ prune() {
     done
     info "pruned ${#pruned[@]} backup(s): ${pruned[*]}"
   fi
+  remove_stale_incomplete "$prefix"
   field_list kept "${kept[@]}"
   field_list pruned "${pruned[@]}"
   field_list incomplete "${BK_INCOMPLETE[@]}"
+  field_list ignored "${BK_IGNORED[@]}"
+  field_list leftovers "${BK_LEFTOVERS[@]}"
   if ((${#failed[@]})); then
     BK_PRUNE_FAILED="${failed[*]}"
     return 1

@@ -36,15 +36,49 @@ dest_check_readable() {
       fail $EX_DEST "destination $BACKUP_DIR is not a readable directory"
   fi
 }
+# dest_check_writable PREFIX: on pvc, also removes the temporary files of
+# killed runs (older than BACKUP_STALE_HOURS) and checks for room: a probe
+# with real data (creating an empty file succeeds on a full volume) and free
+# space at least the size of the newest complete backup of PREFIX.
 dest_check_writable() {
+  local prefix=$1
   dest_check_readable
-  if [[ $BACKUP_DEST == pvc ]]; then
-    local probe="$BACKUP_DIR/.write-probe.$$"
-    if ! : 2>/dev/null >"$probe"; then
-      fail $EX_DEST "destination $BACKUP_DIR is not writable"
-    fi
+  [[ $BACKUP_DEST == pvc ]] || return 0
+  remove_stale_temps "$prefix"
+  local probe
+  probe=$(mktemp "$BACKUP_DIR/.write-probe.XXXXXX" 2>/dev/null) || fail $EX_DEST "destination $BACKUP_DIR is not writable"
+  on_exit_do "rm -f -- $(printf %q "$probe")"
+  if ! { head -c 65536 /dev/zero >"$probe" && sync -- "$probe"; } 2>"$BK_RUN/probe.err"; then
     rm -f -- "$probe"
+    fail $EX_DEST "destination $BACKUP_DIR is full or not writable: $(tail_of "$BK_RUN/probe.err" 1)"
   fi
+  rm -f -- "$probe"
+  local need=0 avail f
+  list_backups "$prefix"
+  if ((${#BK_IDS[@]})); then
+    while IFS= read -r f; do
+      [[ -n $f ]] && need=$((need + $(stat -c %s -- "$BACKUP_DIR/$f" 2>/dev/null || echo 0)))
+    done <<<"$(files_of "${BK_IDS[0]}")"
+  fi
+  avail=$(df -B1 --output=avail -- "$BACKUP_DIR" 2>/dev/null | tail -n 1 | tr -d ' ') || avail=
+  if [[ $avail =~ ^[0-9]+$ ]] && ((avail < need)); then
+    fail $EX_DEST "destination $BACKUP_DIR is full: $avail bytes free, the last backup ${BK_IDS[0]} took $need"
+  fi
+}
+
+# remove_stale_temps PREFIX (pvc): hidden temporary files of PREFIX's runs
+# that have not been written to for BACKUP_STALE_HOURS belong to runs that
+# were killed (SIGKILL: no trap runs); a running upload writes to its file.
+remove_stale_temps() {
+  local prefix=$1 h f
+  h=$(stale_hours)
+  while IFS= read -r -d '' f; do
+    if rm -f -- "$f"; then
+      BK_LEFTOVERS+=("${f##*/}")
+      info "removed ${f##*/}, left by a killed run"
+    fi
+  done < <(find "$BACKUP_DIR" -maxdepth 1 -type f \( -name ".$prefix-[0-9]*.part" -o -name '.write-probe.*' \) -mmin +$((h * 60)) -print0 2>/dev/null)
+  field_list leftovers "${BK_LEFTOVERS[@]}"
 }
 
 _gcs() { # args... ; stderr kept in $BK_RUN/gcloud.err
@@ -73,34 +107,47 @@ dest_list() {
   done <<<"$out"
 }
 
-# dest_put SRC NAME: store SRC as NAME; never overwrites; on pvc the file is
-# written under a hidden temporary name, fsynced, then renamed (atomic).
+# dest_put SRC NAME: create NAME from SRC, only if NAME does not exist, in
+# one atomic step of the store itself (no check-then-write):
+#   pvc: written to a temporary file of this run's own (.NAME.XXXXXX.part),
+#        fsynced, then hard-linked to NAME: link(2) fails if NAME exists;
+#   gcs: `gcloud storage cp --if-generation-match=0`: the bucket creates the
+#        object only if there is none (HTTP 412 otherwise). (--no-clobber is
+#        a check before the upload, not a precondition.)
+# Names this run created are appended to BK_CREATED.
+BK_CREATED=()
 dest_put() {
   local src=$1 name=$2
+  : >"$BK_RUN/put.err"
   if [[ $BACKUP_DEST == pvc ]]; then
-    local tmp="$BACKUP_DIR/.$name.part"
-    [[ ! -e $BACKUP_DIR/$name ]] || { echo "$name already exists" >"$BK_RUN/put.err"; return 1; }
-    if cp -- "$src" "$tmp" 2>"$BK_RUN/put.err" && sync -- "$tmp" 2>>"$BK_RUN/put.err" &&
-       mv -n -- "$tmp" "$BACKUP_DIR/$name" 2>>"$BK_RUN/put.err" && [[ -e $BACKUP_DIR/$name && ! -e $tmp ]]; then
+    local tmp
+    tmp=$(mktemp --suffix=.part "$BACKUP_DIR/.$name.XXXXXX" 2>"$BK_RUN/put.err") || return 1
+    on_exit_do "rm -f -- $(printf %q "$tmp")"
+    if bk_bg cp -- "$src" "$tmp" 2>>"$BK_RUN/put.err" && sync -- "$tmp" 2>>"$BK_RUN/put.err" &&
+       ln -T -- "$tmp" "$BACKUP_DIR/$name" 2>>"$BK_RUN/put.err"; then
+      BK_CREATED+=("$name")
+      rm -f -- "$tmp"
       sync -- "$BACKUP_DIR" 2>/dev/null || true
       return 0
     fi
     rm -f -- "$tmp"
     return 1
   fi
-  _gcs cp --no-clobber "$src" "$BACKUP_GCS_URL/$name" >/dev/null || {
-    cp "$BK_RUN/gcloud.err" "$BK_RUN/put.err"
-    return 1
-  }
+  if bk_bg _gcs cp --if-generation-match=0 "$src" "$BACKUP_GCS_URL/$name" >/dev/null; then
+    BK_CREATED+=("$name")
+    return 0
+  fi
+  cp "$BK_RUN/gcloud.err" "$BK_RUN/put.err"
+  return 1
 }
 
 # dest_get NAME DST
 dest_get() {
   if [[ $BACKUP_DEST == pvc ]]; then
-    cp -- "$BACKUP_DIR/$1" "$2" 2>"$BK_RUN/get.err"
+    bk_bg cp -- "$BACKUP_DIR/$1" "$2" 2>"$BK_RUN/get.err"
     return
   fi
-  _gcs cp "$BACKUP_GCS_URL/$1" "$2" >/dev/null || { cp "$BK_RUN/gcloud.err" "$BK_RUN/get.err"; return 1; }
+  bk_bg _gcs cp "$BACKUP_GCS_URL/$1" "$2" >/dev/null || { cp "$BK_RUN/gcloud.err" "$BK_RUN/get.err"; return 1; }
 }
 
 # dest_rm NAME...
@@ -117,14 +164,17 @@ dest_rm() {
   _gcs rm "${paths[@]}" >/dev/null
 }
 
-# list_backups PREFIX: sets BK_IDS to the complete backups (ids with a
-# .sha256) of PREFIX, newest first, BK_INCOMPLETE to ids that have files but
-# no .sha256, and BK_LISTING to the raw listing. Fails (EX_DEST) when the
-# destination cannot be listed. Runs in the current shell (no subshell), so a
-# failure can never look like an empty destination.
+# list_backups PREFIX: sets BK_IDS to the complete backups of PREFIX (data
+# file, .manifest and .sha256 all there), newest first; BK_ALL_IDS to every
+# backup id with any file, newest first; BK_INCOMPLETE to ids missing one of
+# the three; BK_IGNORED to names that start like PREFIX's backups
+# (PREFIX-<digit>) but are not (an impossible date, another shape): never
+# used, never deleted, reported; and BK_LISTING to the raw listing. Fails
+# (EX_DEST) when the destination cannot be listed. Runs in the current shell
+# (no subshell), so a failure can never look like an empty destination.
 list_backups() {
-  local prefix=$1 name rest id
-  local -A complete=() seen=()
+  local prefix=$1 name rest id ext
+  local -A sha=() man=() data=() seen=()
   BK_FILES=()
   if ! BK_LISTING=$(dest_list); then
     local why; why=$(tail_of "$BK_RUN/gcloud.err")
@@ -132,20 +182,37 @@ list_backups() {
   fi
   BK_INCOMPLETE=()
   BK_IDS=()
+  BK_ALL_IDS=()
+  BK_IGNORED=()
   while IFS= read -r name; do
     [[ $name == "$prefix-"* ]] || continue
     rest=${name#"$prefix-"}
-    [[ $rest =~ ^([0-9]{8}T[0-9]{6}Z)\.([A-Za-z0-9._-]+)$ ]] || continue
-    id="$prefix-${BASH_REMATCH[1]}"
-    seen[$id]=1
-    BK_FILES[$id]+="$name"$'\n'
-    if [[ ${BASH_REMATCH[2]} == sha256 ]]; then complete[$id]=1; fi
+    if [[ $rest =~ ^([0-9]{8}T[0-9]{6}Z(-[0-9a-f]{8})?)\.(dump|rdb|manifest|sha256)$ ]] &&
+       id="$prefix-${BASH_REMATCH[1]}" && ext=${BASH_REMATCH[3]} && valid_ts "${rest:0:16}"; then
+      seen[$id]=1
+      BK_FILES[$id]+="$name"$'\n'
+      case $ext in
+        sha256) sha[$id]=1 ;;
+        manifest) man[$id]=1 ;;
+        *) data[$id]=1 ;;
+      esac
+    elif [[ $rest == [0-9]* ]]; then
+      BK_IGNORED+=("$name")
+    fi
   done <<<"$BK_LISTING"
+  local -a complete=()
   for id in "${!seen[@]}"; do
-    [[ -v "complete[$id]" ]] || BK_INCOMPLETE+=("$id")
+    if [[ -v "sha[$id]" && -v "man[$id]" && -v "data[$id]" ]]; then complete+=("$id"); else BK_INCOMPLETE+=("$id"); fi
   done
   if ((${#complete[@]})); then
-    mapfile -t BK_IDS < <(printf '%s\n' "${!complete[@]}" | LC_ALL=C sort -r)
+    mapfile -t BK_IDS < <(printf '%s\n' "${complete[@]}" | LC_ALL=C sort -r)
+  fi
+  if ((${#seen[@]})); then
+    mapfile -t BK_ALL_IDS < <(printf '%s\n' "${!seen[@]}" | LC_ALL=C sort -r)
+    mapfile -t BK_INCOMPLETE < <(printf '%s\n' "${BK_INCOMPLETE[@]}" | LC_ALL=C sort -r | grep . || true)
+  fi
+  if ((${#BK_IGNORED[@]})); then
+    info "not backups of $prefix (ignored, never deleted): ${BK_IGNORED[*]}"
   fi
   return 0
 }
@@ -190,36 +257,52 @@ store_staged() {
   # it was verified by the dump step (files only reach staged/ after that)
   field_bool verified true
 
-  dest_check_writable
+  dest_check_writable "$prefix"
   list_backups "$prefix"
   if [[ -n $(files_of "$id") ]]; then
     fail $EX_DEST "backup $id already exists in $BK_DEST_DESC; refusing to overwrite"
   fi
+  # Whatever stops this run before the backup is complete (an error, a
+  # signal) removes the files it created - only those: every name is
+  # created exclusively (dest_put), so no other run's file is among them.
+  BK_STORED=0
+  on_exit_do _undo_partial_store
   local f
   for f in "$id.$ext" "$id.manifest" "$id.sha256"; do
     if ! dest_put "$sd/$f" "$f"; then
       why=$(tail_of "$BK_RUN/put.err")
-      # remove what this run uploaded (never anything else): these names did
-      # not exist before this run
-      local g; for g in "$id.sha256" "$id.manifest" "$id.$ext"; do
-        [[ $g == "$f" && $BACKUP_DEST == gcs ]] && continue
-        dest_rm "$g" 2>/dev/null || true
-      done
+      if grep -qE 'File exists|HTTPError 412|pre-?conditions?' "$BK_RUN/put.err" 2>/dev/null; then
+        fail $EX_DEST "backup $id already exists in $BK_DEST_DESC ($f was created by another run); refusing to overwrite"
+      fi
       fail $EX_DEST "cannot write $f to $BK_DEST_DESC${why:+: $why}"
     fi
   done
   if [[ $BACKUP_DEST == pvc ]]; then
     # read back what landed on the volume
-    why=$(check_sha256 "$BACKUP_DIR" "$id") || {
-      dest_rm "$id.sha256" || true
+    why=$(check_sha256 "$BACKUP_DIR" "$id") ||
       fail $EX_DEST "stored backup $id does not match its checksum after writing: $why"
-    }
   fi
+  BK_STORED=1
   info "stored $id"
   field_bool stored true
 
   stage prune
   prune "$prefix" "$id" || fail $EX_PRUNE "could not delete: $BK_PRUNE_FAILED (the new backup $id is stored)"
+  # the ok line promises the backup is there: look once more, after
+  # every other run's prune that could have raced with ours
+  list_backups "$prefix"
+  local present=0
+  for f in "${BK_IDS[@]}"; do [[ $f == "$id" ]] && present=1; done
+  ((present)) || fail $EX_DEST "backup $id is no longer complete in $BK_DEST_DESC after the prune"
+}
+
+_undo_partial_store() {
+  ((BK_STORED == 0 && ${#BK_CREATED[@]})) || return 0
+  local -a order=() n
+  # .sha256 first, so nothing half-removed ever looks complete
+  for n in "${BK_CREATED[@]}"; do [[ $n == *.sha256 ]] && order=("$n" "${order[@]}") || order+=("$n"); done
+  dest_rm "${order[@]}" || true
+  info "removed what this run had stored: ${order[*]}"
 }
 
 # fetch_newest PREFIX EXT DIR [ID]: download backup ID (default: the newest

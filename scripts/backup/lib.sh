@@ -86,6 +86,9 @@ on_exit_do() { BK_CLEANUPS+=("$1"); }
 # fail CODE MESSAGE: log the error line, clean up, exit CODE.
 fail() {
   local code=$1 msg=$2
+  # a signal can arrive while a long copy runs in the background (bk_bg)
+  [[ -z ${BK_CHILD:-} ]] || kill "$BK_CHILD" 2>/dev/null || true
+  BK_CHILD=
   info "FAILED ($BK_STAGE): $msg"
   field_num exit_code "$code"
   field_str stage "$BK_STAGE"
@@ -123,6 +126,19 @@ bk_init() { # event phase
 }
 
 stage() { BK_STAGE=$1; info "$1${2:+: $2}"; }
+
+# bk_bg CMD...: run CMD in the background and wait for it. Bash runs a trap
+# only after the foreground command ends; `wait` is interrupted at once, so a
+# SIGTERM (Job deadline, node drain) during a long upload is handled now, and
+# fail() stops the copy before the cleanups remove its temporary file.
+bk_bg() {
+  local rc=0
+  "$@" &
+  BK_CHILD=$!
+  wait "$BK_CHILD" || rc=$?
+  BK_CHILD=
+  return "$rc"
+}
 
 # tail_of FILE [LINES]: the last lines of FILE on one line (for error messages)
 tail_of() {
@@ -174,9 +190,49 @@ work_init() {
 }
 
 # A backup is the set of files <id>.<ext>, <id>.manifest, <id>.sha256 where
-# <id> = <prefix>-<YYYYMMDDTHHMMSSZ>. <id>.sha256 is written last; a backup
-# without it is incomplete and is never used, listed as kept or pruned.
-ts_of_id() { printf '%s\n' "${1##*-}"; }
+# <id> = <prefix>-<YYYYMMDDTHHMMSSZ>-<8 hex digits>: the time of the run and a
+# random part, so two runs in the same second (a Job started by hand next to
+# the scheduled one, a retried pod, two clusters on one bucket prefix) never
+# share an id. Backups named <prefix>-<YYYYMMDDTHHMMSSZ> (before the random
+# part) are still recognised. <id>.sha256 is written last; a backup without
+# all three files is incomplete and is never used, listed as kept or pruned.
+
+# new_backup_id PREFIX (after set_now)
+new_backup_id() {
+  local r
+  r=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+  [[ $r =~ ^[0-9a-f]{8}$ ]] || fail $EX_INTERNAL "cannot read /dev/urandom for the backup id"
+  printf '%s-%s-%s\n' "$1" "$BK_NOW_TS" "$r"
+}
+
+# valid_ts YYYYMMDDTHHMMSSZ: a real calendar date and time (a name carrying
+# 2025-13-99 is not a backup of ours)
+valid_ts() {
+  [[ $1 =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || return 1
+  local y=$((10#${1:0:4})) m=$((10#${1:4:2})) d=$((10#${1:6:2})) dim
+  ((m >= 1 && m <= 12 && d >= 1 && 10#${1:9:2} <= 23 && 10#${1:11:2} <= 59 && 10#${1:13:2} <= 59)) || return 1
+  case $m in
+    4 | 6 | 9 | 11) dim=30 ;;
+    2) if (((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)); then dim=29; else dim=28; fi ;;
+    *) dim=31 ;;
+  esac
+  ((d <= dim))
+}
+
+# ts_epoch YYYYMMDDTHHMMSSZ: seconds since the epoch
+ts_epoch() {
+  date -u -d "${1:0:4}-${1:4:2}-${1:6:2} ${1:9:2}:${1:11:2}:${1:13:2} UTC" +%s
+}
+
+# BACKUP_STALE_HOURS: what killed runs left (temporary files, incomplete
+# backups) is removed once older than this; longer than any run can take
+# (the CronJobs' activeDeadlineSeconds), so a running upload is never touched.
+stale_hours() {
+  local h=${BACKUP_STALE_HOURS:-24}
+  [[ $h =~ ^[0-9]+$ ]] && ((h >= 1)) || fail $EX_CONFIG "BACKUP_STALE_HOURS must be a whole number of hours >= 1, got '$h'"
+  printf '%s\n' "$h"
+}
+BK_LEFTOVERS=() # names of leftovers of killed runs this run removed
 
 
 BK_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -67,7 +67,8 @@ dump_and_verify() {
   pg_tools_init psql pg_dump pg_restore initdb pg_ctl
   pg_auth_init
   set_now
-  local id="$PREFIX-$BK_NOW_TS" out="$BK_RUN/out" r=$BK_RUN
+  local id out="$BK_RUN/out" r=$BK_RUN
+  id=$(new_backup_id "$PREFIX")
   field_str backup "$id"
   field_bool verified false
   field_str source "${PGHOST:-local socket}:${PGPORT:-5432}/$PGDATABASE"
@@ -161,7 +162,7 @@ resolve_prefix
 case $PHASE in
   run)
     dest_init
-    dest_check_writable
+    dest_check_writable "$PREFIX"
     dump_and_verify
     store_staged "$PREFIX" dump
     ;;

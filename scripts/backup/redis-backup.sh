@@ -51,7 +51,8 @@ dump_and_check() {
     fail $EX_CONFIG "REDIS_PASSWORD_FILE $REDIS_PASSWORD_FILE is not readable"
   fi
   set_now
-  local id="$PREFIX-$BK_NOW_TS" out="$BK_RUN/out" r=$BK_RUN reply
+  local id out="$BK_RUN/out" r=$BK_RUN reply
+  id=$(new_backup_id "$PREFIX")
   field_str backup "$id"
   field_bool verified false
   field_str source "$REDIS_HOST:$REDIS_PORT"
@@ -104,7 +105,7 @@ dump_and_check() {
 case $PHASE in
   run)
     dest_init
-    dest_check_writable
+    dest_check_writable "$PREFIX"
     dump_and_check
     store_staged "$PREFIX" rdb
     ;;

@@ -158,7 +158,9 @@ esac
 
       const r = await runScript("pg-backup.sh", ["run"], { ...env, BACKUP_NOW: "2025-03-10T02:00:00Z" });
       assert.equal(r.code, 0, explain(r));
-      goodId = `${PREFIX}-20250310T020000Z`;
+      goodId = String(r.log.backup);
+      // the run's time and a random part: runs in the same second never share an id
+      assert.match(goodId, new RegExp(`^${PREFIX}-20250310T020000Z-[0-9a-f]{8}$`));
       assert.equal(r.log.status, "ok");
       assert.equal(r.log.backup, goodId);
       assert.equal(r.log.verified, true);
@@ -311,7 +313,8 @@ esac
     assert.equal(dump.code, 0, explain(dump));
     assert.equal(dump.log.phase, "dump");
     assert.equal(dump.log.verified, true);
-    const id = `${PREFIX}-20250311T020000Z`;
+    const id = String(dump.log.backup);
+    assert.match(id, new RegExp(`^${PREFIX}-20250311T020000Z-[0-9a-f]{8}$`));
     const staged = path.join(w, "staged");
     assert.deepEqual(fs.readdirSync(staged).sort(), ["meta", `${id}.dump`, `${id}.manifest`, `${id}.sha256`]);
     assert.deepEqual(dirState(d.dir), d.before, "the dump step does not touch the destination");
@@ -342,7 +345,8 @@ esac
     const d = seededDest();
     const r = await runScript("pg-backup.sh", ["run"], d.env);
     assert.equal(r.code, 0, explain(r));
-    const id = `${PREFIX}-20250311T020000Z`;
+    const id = String(r.log.backup);
+    assert.match(id, new RegExp(`^${PREFIX}-20250311T020000Z-[0-9a-f]{8}$`));
     assert.deepEqual(r.log.kept, [id]);
     assert.deepEqual((r.log.pruned as string[]).slice().sort(), [`${PREFIX}-20250301T020000Z`, `${PREFIX}-20250302T020000Z`, goodId]);
     assert.deepEqual(Object.keys(dirState(d.dir)), [`${id}.dump`, `${id}.manifest`, `${id}.sha256`]);

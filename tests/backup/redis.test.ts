@@ -90,7 +90,8 @@ esac
   it("takes an RDB with redis-cli --rdb, checks it with redis-check-rdb and records the key count", async () => {
     const r = await runScript("redis-backup.sh", ["run"], { ...env, BACKUP_NOW: "2025-03-10T02:00:00Z" });
     assert.equal(r.code, 0, explain(r));
-    goodId = "redis-20250310T020000Z";
+    goodId = String(r.log.backup);
+    assert.match(goodId, /^redis-20250310T020000Z-[0-9a-f]{8}$/);
     assert.equal(r.log.backup, goodId);
     assert.equal(r.log.verified, true);
     assert.equal(r.log.keys, SEEDED_KEYS);
@@ -201,7 +202,7 @@ esac
     const w = tmpDir("redis-work2");
     const dump = await runScript("redis-backup.sh", ["dump"], { ...d.env, BACKUP_WORK_DIR: w });
     assert.equal(dump.code, 0, explain(dump));
-    flipBytes(path.join(w, "staged", "redis-20250311T020000Z.rdb"), [0.5], 2);
+    flipBytes(path.join(w, "staged", `${dump.log.backup}.rdb`), [0.5], 2);
     const store = await runScript("redis-backup.sh", ["store"], { ...d.env, BACKUP_WORK_DIR: w });
     assert.equal(store.code, 5, explain(store));
     assert.match(String(store.log.error), /checksum mismatch/);
@@ -230,7 +231,8 @@ esac
     giveToUser(d.dir);
     const r = await runScript("redis-backup.sh", ["run"], d.env);
     assert.equal(r.code, 0, explain(r));
-    assert.deepEqual((r.log.kept as string[]).slice().sort(), ["redis-20250311T020000Z", future]);
+    assert.match(String(r.log.backup), /^redis-20250311T020000Z-[0-9a-f]{8}$/);
+    assert.deepEqual((r.log.kept as string[]).slice().sort(), [r.log.backup, future]);
     assert.deepEqual((r.log.pruned as string[]).slice().sort(), ["redis-20250301T020000Z", goodId]);
   });
   it("refuses a server running with rdbchecksum no (its RDB carries no CRC64); the drill refuses such an RDB too, so a changed byte cannot pass", async () => {
