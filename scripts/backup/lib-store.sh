@@ -316,6 +316,13 @@ fetch_backup() {
     for f in "${BK_IDS[@]}"; do [[ $f == "$want" ]] && id=$f; done
     [[ -n $id ]] || fail $EX_DEST "backup $want not found (complete backups of $prefix in $BK_DEST_DESC: ${#BK_IDS[@]})"
   else
+    if [[ ${BK_NEWEST_ONLY:-0} == 1 && ${#BK_ALL_IDS[@]} -gt 0 && ${BK_ALL_IDS[0]} != "${BK_IDS[0]:-}" ]]; then
+      # the drill checks the newest backup or fails: an older one passing
+      # would say nothing about the newest
+      local what; what=$(files_of "${BK_ALL_IDS[0]}" | tr '\n' ' ')
+      field_str backup "${BK_ALL_IDS[0]}"
+      fail $EX_DEST "the newest backup ${BK_ALL_IDS[0]} is incomplete (only ${what% } in $BK_DEST_DESC: an interrupted or still running upload, or a lost file); not falling back to an older backup"
+    fi
     ((${#BK_IDS[@]})) || fail $EX_DEST "no complete backup of $prefix in $BK_DEST_DESC"
     id=${BK_IDS[0]}
   fi

@@ -188,6 +188,18 @@ describe("restore drill (scripts/backup/restore-drill.sh)", function () {
     assert.match(String(r.log.error), /holds 300 keys, its manifest says 299/);
   });
 
+  it("fails when the newest backup has lost its .sha256, naming it (never drills an older one instead)", async () => {
+    const d = destCopy();
+    fs.unlinkSync(path.join(d, `${NEW_PG}.sha256`));
+    const before = dirState(d);
+    const r = await drill("pg", { ...base, BACKUP_DIR: d, BACKUP_PREFIX: PG_PREFIX });
+    assert.equal(r.code, 6, explain(r));
+    assert.equal(r.log.backup, NEW_PG, explain(r));
+    assert.match(String(r.log.error), new RegExp(`newest backup ${NEW_PG} is incomplete`));
+    assert.equal(r.log.restored, undefined);
+    assert.deepEqual(dirState(d), before, "a drill never changes the destination");
+  });
+
   it("fails when there is no backup at all", async () => {
     const r = await drill("pg", { ...base, BACKUP_DIR: tmpDir("empty"), BACKUP_PREFIX: PG_PREFIX });
     assert.equal(r.code, 6, explain(r));
