@@ -61,7 +61,8 @@ retention_select() {
 remove_stale_incomplete() {
   local prefix=$1 h newest id ts f
   ((${#BK_IDS[@]} && ${#BK_INCOMPLETE[@]})) || return 0
-  h=$(stale_hours)
+  stale_hours
+  h=$BK_STALE_HOURS
   newest=$(ts_epoch "${BK_IDS[0]#"$prefix-"}") || return 0
   local -a still=() names=()
   for id in "${BK_INCOMPLETE[@]}"; do

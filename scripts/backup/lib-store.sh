@@ -71,7 +71,8 @@ dest_check_writable() {
 # were killed (SIGKILL: no trap runs); a running upload writes to its file.
 remove_stale_temps() {
   local prefix=$1 h f
-  h=$(stale_hours)
+  stale_hours
+  h=$BK_STALE_HOURS
   while IFS= read -r -d '' f; do
     if rm -f -- "$f"; then
       BK_LEFTOVERS+=("${f##*/}")
@@ -123,7 +124,7 @@ dest_put() {
     local tmp
     tmp=$(mktemp --suffix=.part "$BACKUP_DIR/.$name.XXXXXX" 2>"$BK_RUN/put.err") || return 1
     on_exit_do "rm -f -- $(printf %q "$tmp")"
-    if bk_bg cp -- "$src" "$tmp" 2>>"$BK_RUN/put.err" && sync -- "$tmp" 2>>"$BK_RUN/put.err" &&
+    if bk_bg /dev/null "$BK_RUN/put.err" cp -- "$src" "$tmp" && sync -- "$tmp" 2>>"$BK_RUN/put.err" &&
        ln -T -- "$tmp" "$BACKUP_DIR/$name" 2>>"$BK_RUN/put.err"; then
       BK_CREATED+=("$name")
       rm -f -- "$tmp"
@@ -133,7 +134,9 @@ dest_put() {
     rm -f -- "$tmp"
     return 1
   fi
-  if bk_bg _gcs cp --if-generation-match=0 "$src" "$BACKUP_GCS_URL/$name" >/dev/null; then
+  # gcloud itself is the background process, so a signal stops the upload
+  : >"$BK_RUN/gcloud.err"
+  if bk_bg /dev/null "$BK_RUN/gcloud.err" gcloud storage cp --if-generation-match=0 "$src" "$BACKUP_GCS_URL/$name"; then
     BK_CREATED+=("$name")
     return 0
   fi
@@ -144,10 +147,12 @@ dest_put() {
 # dest_get NAME DST
 dest_get() {
   if [[ $BACKUP_DEST == pvc ]]; then
-    bk_bg cp -- "$BACKUP_DIR/$1" "$2" 2>"$BK_RUN/get.err"
+    : >"$BK_RUN/get.err"
+    bk_bg /dev/null "$BK_RUN/get.err" cp -- "$BACKUP_DIR/$1" "$2"
     return
   fi
-  bk_bg _gcs cp "$BACKUP_GCS_URL/$1" "$2" >/dev/null || { cp "$BK_RUN/gcloud.err" "$BK_RUN/get.err"; return 1; }
+  : >"$BK_RUN/gcloud.err"
+  bk_bg /dev/null "$BK_RUN/gcloud.err" gcloud storage cp "$BACKUP_GCS_URL/$1" "$2" || { cp "$BK_RUN/gcloud.err" "$BK_RUN/get.err"; return 1; }
 }
 
 # dest_rm NAME...

@@ -127,13 +127,17 @@ bk_init() { # event phase
 
 stage() { BK_STAGE=$1; info "$1${2:+: $2}"; }
 
-# bk_bg CMD...: run CMD in the background and wait for it. Bash runs a trap
+# bk_bg OUT ERR CMD...: run the external command CMD in the background, its
+# stdout to OUT and stderr appended to ERR, and wait for it. Bash runs a trap
 # only after the foreground command ends; `wait` is interrupted at once, so a
 # SIGTERM (Job deadline, node drain) during a long upload is handled now, and
-# fail() stops the copy before the cleanups remove its temporary file.
+# fail() stops the copy before the cleanups remove what it wrote. (No
+# redirection on the bk_bg call itself: the trap would inherit it and the
+# log line would go there.)
 bk_bg() {
-  local rc=0
-  "$@" &
+  local rc=0 out=$1 err=$2
+  shift 2
+  "$@" >"$out" 2>>"$err" &
   BK_CHILD=$!
   wait "$BK_CHILD" || rc=$?
   BK_CHILD=
@@ -197,12 +201,12 @@ work_init() {
 # part) are still recognised. <id>.sha256 is written last; a backup without
 # all three files is incomplete and is never used, listed as kept or pruned.
 
-# new_backup_id PREFIX (after set_now)
+# new_backup_id PREFIX (after set_now): sets BK_NEW_ID
 new_backup_id() {
   local r
-  r=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+  r=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n') || r=
   [[ $r =~ ^[0-9a-f]{8}$ ]] || fail $EX_INTERNAL "cannot read /dev/urandom for the backup id"
-  printf '%s-%s-%s\n' "$1" "$BK_NOW_TS" "$r"
+  BK_NEW_ID="$1-$BK_NOW_TS-$r"
 }
 
 # valid_ts YYYYMMDDTHHMMSSZ: a real calendar date and time (a name carrying
@@ -227,10 +231,11 @@ ts_epoch() {
 # BACKUP_STALE_HOURS: what killed runs left (temporary files, incomplete
 # backups) is removed once older than this; longer than any run can take
 # (the CronJobs' activeDeadlineSeconds), so a running upload is never touched.
+# stale_hours: sets BK_STALE_HOURS (validated)
 stale_hours() {
-  local h=${BACKUP_STALE_HOURS:-24}
-  [[ $h =~ ^[0-9]+$ ]] && ((h >= 1)) || fail $EX_CONFIG "BACKUP_STALE_HOURS must be a whole number of hours >= 1, got '$h'"
-  printf '%s\n' "$h"
+  BK_STALE_HOURS=${BACKUP_STALE_HOURS:-24}
+  [[ $BK_STALE_HOURS =~ ^[0-9]+$ ]] && ((BK_STALE_HOURS >= 1)) ||
+    fail $EX_CONFIG "BACKUP_STALE_HOURS must be a whole number of hours >= 1, got '$BK_STALE_HOURS'"
 }
 BK_LEFTOVERS=() # names of leftovers of killed runs this run removed
 

@@ -68,7 +68,8 @@ dump_and_verify() {
   pg_auth_init
   set_now
   local id out="$BK_RUN/out" r=$BK_RUN
-  id=$(new_backup_id "$PREFIX")
+  new_backup_id "$PREFIX"
+  id=$BK_NEW_ID
   field_str backup "$id"
   field_bool verified false
   field_str source "${PGHOST:-local socket}:${PGPORT:-5432}/$PGDATABASE"

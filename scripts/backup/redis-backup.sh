@@ -52,7 +52,8 @@ dump_and_check() {
   fi
   set_now
   local id out="$BK_RUN/out" r=$BK_RUN reply
-  id=$(new_backup_id "$PREFIX")
+  new_backup_id "$PREFIX"
+  id=$BK_NEW_ID
   field_str backup "$id"
   field_bool verified false
   field_str source "$REDIS_HOST:$REDIS_PORT"

@@ -181,6 +181,36 @@ exec /bin/cp "$@"
     assert.deepEqual(fs.readdirSync(dir), [], "nothing of the interrupted run is left");
   });
 
+  it("a run terminated in the middle of its upload into a bucket removes the objects it had created", async () => {
+    const root = tmpDir("term-gcs");
+    fs.writeFileSync(path.join(root, "calls.log"), "");
+    giveToUser(root);
+    const gcloudBin = tmpDir("term-gcloud-bin");
+    fs.symlinkSync(FAKE, path.join(gcloudBin, "gcloud"));
+    const bucketDir = path.join(root, "bk-term", "env");
+    const run = startScript("redis-backup.sh", ["run"], {
+      ...env, BACKUP_DEST: "gcs", BACKUP_GCS_URL: "gs://bk-term/env", FAKE_GCS_ROOT: root, BACKUP_WORK_DIR: tmpDir("term-w"),
+      BACKUP_NOW: "2025-03-10T02:00:00Z", FAKE_GCS_HANG: "manifest",
+    }, { pathPrefix: [gcloudBin] });
+    const t0 = Date.now();
+    // the data object is there, the manifest upload hangs
+    while (!(fs.existsSync(bucketDir) && fs.readdirSync(bucketDir).some((f) => f.endsWith(".rdb")) &&
+      fs.readFileSync(path.join(root, "calls.log"), "utf8").includes(".manifest"))) {
+      assert.ok(Date.now() - t0 < 30_000, "the upload never started");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.kill(run.child.pid!, "SIGTERM");
+    const ended = await Promise.race([run.result, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10_000))]);
+    if (!ended) {
+      spawnSync("pkill", ["-KILL", "-P", String(run.child.pid)]);
+      run.child.kill("SIGKILL");
+      assert.fail(`the run did not end within 10 s of SIGTERM; left: ${JSON.stringify(fs.readdirSync(bucketDir))}`);
+    }
+    assert.equal(ended.log.status, "error", explain(ended));
+    assert.match(String(ended.log.error), /terminated by signal/);
+    assert.deepEqual(fs.readdirSync(bucketDir), [], "nothing of the interrupted run is left in the bucket");
+  });
+
   it("the next run removes what killed runs left (temporary files, incomplete backups) once older than BACKUP_STALE_HOURS, reports them, and leaves younger ones alone", async () => {
     const dir = tmpDir("leftovers");
     const old = "redis-20250309T020000Z";
