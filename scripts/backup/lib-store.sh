@@ -298,7 +298,8 @@ store_staged() {
   list_backups "$prefix"
   local present=0
   for f in "${BK_IDS[@]}"; do [[ $f == "$id" ]] && present=1; done
-  ((present)) || fail $EX_DEST "backup $id is no longer complete in $BK_DEST_DESC after the prune"
+  ((present)) ||
+    fail $EX_DEST "backup $id is no longer complete in $BK_DEST_DESC after the prune (another run's retention removed it? newest complete backup: ${BK_IDS[0]:-none})"
 }
 
 _undo_partial_store() {

@@ -117,7 +117,7 @@ exec /bin/cp "$@"
           BACKUP_KEEP_DAILY: "1", BACKUP_KEEP_WEEKLY: "0", BACKUP_KEEP_MONTHLY: "0",
           // all N reach the upload of the data file, then the first goes on
           // alone and stores and prunes while the others are still writing
-          BARRIER_DIR: barrier, BARRIER_N: String(N), BARRIER_DELAY: String(i * 0.7),
+          BARRIER_DIR: barrier, BARRIER_N: String(N), BARRIER_DELAY: String(i * 1.5),
         }, { pathPrefix: [shims] }),
       ),
     );
