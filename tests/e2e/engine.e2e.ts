@@ -1,78 +1,24 @@
 import * as assert from "assert";
-import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
 import { schemaErrors } from "../schemas";
+import { Project, RunOptions } from "./project";
 
 // End-to-end: the real Pulumi engine (scripts/ensure-pulumi) runs the real program on the local
 // stack, whose kubernetes provider writes YAML to out/local instead of talking to a cluster.
 // Everything happens in a temporary copy of the project with its own file backend, so neither a
 // developer's .pulumi-state nor out/local is touched. Run with `npm run test:e2e`.
 
-const ROOT = path.resolve(__dirname, "..", "..");
-// The project to test: this repository, or PLATFORM_E2E_SOURCE (another checkout or copy).
-const SOURCE = path.resolve(process.env.PLATFORM_E2E_SOURCE ?? ROOT);
 const STACK = "local";
 const CANARY_APP = "api";
 const BLUE_GREEN_APP = "web";
-// The local stack's throwaway passphrase (see docs/engine.md): its secrets are not secret.
-const PASSPHRASE = "platform-local-throwaway";
 
-interface Run {
-    status: number | null;
-    stdout: string;
-    stderr: string;
-    seconds: number;
-}
-
+let project: Project;
 let work = "";
-let env: NodeJS.ProcessEnv = {};
-const timings: Record<string, number> = {};
-
-/** The `export NAME="value"` lines scripts/ensure-pulumi prints, applied to a copy of our env. */
-function ensurePulumi(): NodeJS.ProcessEnv {
-    const r = spawnSync(path.join(ROOT, "scripts", "ensure-pulumi"), [], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    if (r.status !== 0) throw new Error(`scripts/ensure-pulumi failed (exit ${r.status})`);
-    const out: NodeJS.ProcessEnv = { ...process.env };
-    for (const line of r.stdout.split("\n")) {
-        const m = /^export ([A-Z_]+)="?(.*?)"?$/.exec(line.trim());
-        if (m) out[m[1]] = m[2].replace("$PATH", process.env.PATH ?? "");
-    }
-    return out;
-}
-
-function run(cmd: string, args: string[], opts: { allowFail?: boolean; label?: string } = {}): Run {
-    const t = Date.now();
-    const r: SpawnSyncReturns<string> = spawnSync(cmd, args, { cwd: work, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
-    const result = { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", seconds: (Date.now() - t) / 1000 };
-    if (opts.label) timings[opts.label] = result.seconds;
-    if (!opts.allowFail && r.status !== 0) {
-        throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}\n--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`);
-    }
-    return result;
-}
-
-const tail = (s: string, n = 60) => s.split("\n").slice(-n).join("\n");
-const pulumi = (args: string[], opts: { allowFail?: boolean; label?: string } = {}) =>
-    run("pulumi", [...args, "--stack", STACK, "--non-interactive"], opts);
-
-/** A copy of the project as a fresh clone would have it (tracked and unignored files), sharing node_modules. */
-function copyProject(dest: string): void {
-    const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: SOURCE, encoding: "utf8" });
-    if (git.status !== 0) {
-        // not a git checkout: everything but what .gitignore keeps out of a clone
-        const skip = new Set(["node_modules", ".git", ".pulumi-state", ".pulumi", "out", "bin", "tmp"]);
-        fs.cpSync(SOURCE, dest, { recursive: true, filter: (src) => !skip.has(path.relative(SOURCE, src).split(path.sep)[0]) });
-    }
-    const files = git.status === 0 ? git.stdout.split("\0").filter((f) => f && fs.existsSync(path.join(SOURCE, f))) : [];
-    for (const f of files) {
-        fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
-        fs.copyFileSync(path.join(SOURCE, f), path.join(dest, f));
-    }
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dest, "node_modules"), "dir");
-}
+const run = (cmd: string, args: string[], opts: RunOptions = {}) => project.run(cmd, args, opts);
+const pulumi = (args: string[], opts: RunOptions = {}) => project.pulumi(args, opts);
 
 // ---- manifests ------------------------------------------------------------------------------
 
@@ -188,24 +134,12 @@ describe("the real Pulumi engine on the local stack", function () {
     const baseline = () => (baselineCache ??= offlineRender().manifests);
 
     before(function () {
-        const t = Date.now();
-        env = ensurePulumi();
-        timings["ensure-pulumi"] = (Date.now() - t) / 1000;
-        work = fs.mkdtempSync(path.join(os.tmpdir(), "platform-e2e-"));
-        copyProject(work);
-        fs.mkdirSync(path.join(work, ".pulumi-state"));
-        env.PULUMI_BACKEND_URL = `file://${path.join(work, ".pulumi-state")}`;
-        env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
-        delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
-        env.PULUMI_SKIP_UPDATE_CHECK = "true";
-        env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
-        run("pulumi", ["stack", "select", "--create", STACK, "--non-interactive"]);
+        project = new Project(STACK);
+        work = project.work;
     });
 
     after(function () {
-        process.stdout.write(`      wall times (s): ${JSON.stringify(timings)}\n`);
-        if (work && !process.env.PLATFORM_E2E_KEEP) fs.rmSync(work, { recursive: true, force: true });
-        else if (work) process.stdout.write(`      kept ${work}\n`);
+        project?.dispose();
     });
 
     it("`pulumi up` succeeds from a fresh clone and a second `pulumi up` changes nothing", function () {
