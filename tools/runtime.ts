@@ -40,14 +40,17 @@ export function pulumiTsNodeOptions(dir: string, env: NodeJS.ProcessEnv = proces
 /**
  * JavaScript for `node -e` that loads a program the way the runtime does: @pulumi/pulumi first
  * (cmd/run requires it), then typescript and ts-node registered with `options`, then `then`.
- * Records milestones (ms since the process started) in `globalThis.__platformMarks`.
+ * Records milestones in `globalThis.__platformMarks` with `globalThis.__platformMark(name)`:
+ * [wall ms since the process started, CPU ms (user + system) the process used so far].
  */
 export function runtimeBootstrap(options: TsNodeOptions, then: string): string {
     return [
         `const { performance } = require("perf_hooks");`,
-        `const marks = globalThis.__platformMarks = { nodeReady: performance.now() };`,
-        `require("@pulumi/pulumi"); marks.pulumiSdk = performance.now();`,
-        `require("typescript"); require("ts-node").register(${JSON.stringify(options)}); marks.tsNode = performance.now();`,
+        `const marks = globalThis.__platformMarks = {};`,
+        `const mark = globalThis.__platformMark = (name) => { const c = process.cpuUsage(); marks[name] = [performance.now(), (c.user + c.system) / 1000]; };`,
+        `mark("nodeReady");`,
+        `require("@pulumi/pulumi"); mark("pulumiSdk");`,
+        `require("typescript"); require("ts-node").register(${JSON.stringify(options)}); mark("tsNode");`,
         then,
     ].join("\n");
 }
