@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
+import { engineWorkspace, ensurePulumi } from "../../tools/engine";
 import { schemaErrors } from "../schemas";
 
 // End-to-end: the real Pulumi engine (scripts/ensure-pulumi) runs the real program on the local
@@ -17,8 +18,6 @@ const SOURCE = path.resolve(process.env.PLATFORM_E2E_SOURCE ?? ROOT);
 const STACK = "local";
 const CANARY_APP = "api";
 const BLUE_GREEN_APP = "web";
-// The local stack's throwaway passphrase (see docs/engine.md): its secrets are not secret.
-const PASSPHRASE = "platform-local-throwaway";
 
 interface Run {
     status: number | null;
@@ -30,18 +29,6 @@ interface Run {
 let work = "";
 let env: NodeJS.ProcessEnv = {};
 const timings: Record<string, number> = {};
-
-/** The `export NAME="value"` lines scripts/ensure-pulumi prints, applied to a copy of our env. */
-function ensurePulumi(): NodeJS.ProcessEnv {
-    const r = spawnSync(path.join(ROOT, "scripts", "ensure-pulumi"), [], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    if (r.status !== 0) throw new Error(`scripts/ensure-pulumi failed (exit ${r.status})`);
-    const out: NodeJS.ProcessEnv = { ...process.env };
-    for (const line of r.stdout.split("\n")) {
-        const m = /^export ([A-Z_]+)="?(.*?)"?$/.exec(line.trim());
-        if (m) out[m[1]] = m[2].replace("$PATH", process.env.PATH ?? "");
-    }
-    return out;
-}
 
 function run(cmd: string, args: string[], opts: { allowFail?: boolean; label?: string } = {}): Run {
     const t = Date.now();
@@ -57,22 +44,6 @@ function run(cmd: string, args: string[], opts: { allowFail?: boolean; label?: s
 const tail = (s: string, n = 60) => s.split("\n").slice(-n).join("\n");
 const pulumi = (args: string[], opts: { allowFail?: boolean; label?: string } = {}) =>
     run("pulumi", [...args, "--stack", STACK, "--non-interactive"], opts);
-
-/** A copy of the project as a fresh clone would have it (tracked and unignored files), sharing node_modules. */
-function copyProject(dest: string): void {
-    const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: SOURCE, encoding: "utf8" });
-    if (git.status !== 0) {
-        // not a git checkout: everything but what .gitignore keeps out of a clone
-        const skip = new Set(["node_modules", ".git", ".pulumi-state", ".pulumi", "out", "bin", "tmp"]);
-        fs.cpSync(SOURCE, dest, { recursive: true, filter: (src) => !skip.has(path.relative(SOURCE, src).split(path.sep)[0]) });
-    }
-    const files = git.status === 0 ? git.stdout.split("\0").filter((f) => f && fs.existsSync(path.join(SOURCE, f))) : [];
-    for (const f of files) {
-        fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
-        fs.copyFileSync(path.join(SOURCE, f), path.join(dest, f));
-    }
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dest, "node_modules"), "dir");
-}
 
 // ---- manifests ------------------------------------------------------------------------------
 
@@ -189,16 +160,9 @@ describe("the real Pulumi engine on the local stack", function () {
 
     before(function () {
         const t = Date.now();
-        env = ensurePulumi();
+        const pulumiEnv = ensurePulumi();
         timings["ensure-pulumi"] = (Date.now() - t) / 1000;
-        work = fs.mkdtempSync(path.join(os.tmpdir(), "platform-e2e-"));
-        copyProject(work);
-        fs.mkdirSync(path.join(work, ".pulumi-state"));
-        env.PULUMI_BACKEND_URL = `file://${path.join(work, ".pulumi-state")}`;
-        env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
-        delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
-        env.PULUMI_SKIP_UPDATE_CHECK = "true";
-        env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
+        ({ work, env } = engineWorkspace(SOURCE, "platform-e2e-", pulumiEnv));
         run("pulumi", ["stack", "select", "--create", STACK, "--non-interactive"]);
     });
 
@@ -295,6 +259,21 @@ describe("the real Pulumi engine on the local stack", function () {
             assert.deepEqual(changed, renderDiff(baseline(), after));
             process.stdout.write(`      activeColor ${color}: ${changed.join(", ")}\n`);
         });
+    });
+
+    it("the engine never type-checks: `pulumi preview` runs a program with a type error that npm test's tsc rejects", function () {
+        const index = path.join(work, "index.ts");
+        const saved = fs.readFileSync(index, "utf8");
+        try {
+            fs.appendFileSync(index, `\nexport const typeCheckProbe: number = String("not type-checked at deploy time");\n`);
+            const r = pulumi(["preview", "--diff"], { label: "preview (type error in index.ts)" });
+            assert.match(r.stdout, /typeCheckProbe\s*:\s*"not type-checked at deploy time"/);
+            const tsc = run(path.join(work, "node_modules", ".bin", "tsc"), ["--noEmit", "-p", "."], { allowFail: true });
+            assert.notEqual(tsc.status, 0, "tsc accepted the type error");
+            assert.match(tsc.stdout, /index\.ts\(\d+,\d+\): error TS2322/);
+        } finally {
+            fs.writeFileSync(index, saved);
+        }
     });
 
     it("an invalid value makes `pulumi preview` fail with the unit tests' message", function () {
