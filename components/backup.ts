@@ -1,4 +1,4 @@
-import * as gcp from "@pulumi/gcp";
+import type * as Gcp from "@pulumi/gcp";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
@@ -71,9 +71,12 @@ export class Backup extends pulumi.ComponentResource {
 
         let destinationEnv: k8s.types.input.core.v1.EnvVar[];
         let backupsVolume: k8s.types.input.core.v1.Volume | undefined;
-        let googleAccount: gcp.serviceaccount.Account | undefined;
+        let googleAccount: Gcp.serviceaccount.Account | undefined;
         if (gcs) {
             if (!args.gcp) throw new Error(`platform:${kind}.backup.destination "gcs" needs platform:gcp.enabled`);
+            // Loaded here, not at the top: a stack without gcs backups does not pay for @pulumi/gcp.
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const gcp = require("@pulumi/gcp") as typeof Gcp;
             const bucket = new gcp.storage.Bucket(`${kind}-backups`, {
                 name: backupBucketName(args.gcp.project, args.stack, kind),
                 project: args.gcp.project,

@@ -1,4 +1,4 @@
-import * as docker from "@pulumi/docker";
+import type * as Docker from "@pulumi/docker";
 import * as gcp from "@pulumi/gcp";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -79,6 +79,9 @@ export class AppImage extends pulumi.ComponentResource {
 
     constructor(name: string, args: AppImageArgs, opts?: pulumi.ComponentResourceOptions) {
         super("platform:cloud:AppImage", name, {}, opts);
+        // Loaded here, not at the top: only a stack that builds images pays for @pulumi/docker.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const docker = require("@pulumi/docker") as typeof Docker;
         const image = new docker.Image(name, {
             imageName: `${args.repository}:${args.tag}`,
             build: {

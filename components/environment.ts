@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AppRelease } from "./app";
 import { Backup, backupScripts } from "./backup";
-import { Cloud } from "./cloud";
+import type { Cloud } from "./cloud";
 import { DataService } from "./config/types";
 import { metadata } from "./kube";
 import { EnvironmentPlan } from "./plan/environment";
@@ -50,7 +50,8 @@ export class Environment extends pulumi.ComponentResource {
 
         // Google Cloud (only with platform:gcp.enabled): registry, builds, and managed data services
         // that replace the in-cluster ones behind the same Secrets.
-        const cloud = config.gcp.enabled ? new Cloud("cloud", { plan, namespace: this.namespace }, child) : undefined;
+        // ./cloud is loaded only then: @pulumi/gcp costs about a second of every run that loads it.
+        const cloud: Cloud | undefined = config.gcp.enabled ? new (loadCloud())("cloud", { plan, namespace: this.namespace }, child) : undefined;
         const connections: Partial<Record<DataService, Connection>> = {};
         const postgres = cloud?.postgres ?? new Postgres("postgres", { ...common, config: config.postgres }, child);
         connections.postgres = postgres.connection;
@@ -113,3 +114,6 @@ export class Environment extends pulumi.ComponentResource {
         this.registerOutputs(this.outputs);
     }
 }
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const loadCloud = (): typeof Cloud => (require("./cloud") as typeof import("./cloud")).Cloud;

@@ -1,24 +1,49 @@
 import * as assert from "assert";
+import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
+import { engineWorkspace, ensurePulumi } from "../../tools/engine";
 import { schemaErrors } from "../schemas";
-import { Project, RunOptions } from "./project";
 
 // End-to-end: the real Pulumi engine (scripts/ensure-pulumi) runs the real program on the local
 // stack, whose kubernetes provider writes YAML to out/local instead of talking to a cluster.
 // Everything happens in a temporary copy of the project with its own file backend, so neither a
 // developer's .pulumi-state nor out/local is touched. Run with `npm run test:e2e`.
 
+const ROOT = path.resolve(__dirname, "..", "..");
+// The project to test: this repository, or PLATFORM_E2E_SOURCE (another checkout or copy).
+const SOURCE = path.resolve(process.env.PLATFORM_E2E_SOURCE ?? ROOT);
 const STACK = "local";
 const CANARY_APP = "api";
 const BLUE_GREEN_APP = "web";
 
-let project: Project;
+interface Run {
+    status: number | null;
+    stdout: string;
+    stderr: string;
+    seconds: number;
+}
+
 let work = "";
-const run = (cmd: string, args: string[], opts: RunOptions = {}) => project.run(cmd, args, opts);
-const pulumi = (args: string[], opts: RunOptions = {}) => project.pulumi(args, opts);
+let env: NodeJS.ProcessEnv = {};
+const timings: Record<string, number> = {};
+
+function run(cmd: string, args: string[], opts: { allowFail?: boolean; label?: string } = {}): Run {
+    const t = Date.now();
+    const r: SpawnSyncReturns<string> = spawnSync(cmd, args, { cwd: work, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+    const result = { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", seconds: (Date.now() - t) / 1000 };
+    if (opts.label) timings[opts.label] = result.seconds;
+    if (!opts.allowFail && r.status !== 0) {
+        throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}\n--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`);
+    }
+    return result;
+}
+
+const tail = (s: string, n = 60) => s.split("\n").slice(-n).join("\n");
+const pulumi = (args: string[], opts: { allowFail?: boolean; label?: string } = {}) =>
+    run("pulumi", [...args, "--stack", STACK, "--non-interactive"], opts);
 
 // ---- manifests ------------------------------------------------------------------------------
 
@@ -134,12 +159,17 @@ describe("the real Pulumi engine on the local stack", function () {
     const baseline = () => (baselineCache ??= offlineRender().manifests);
 
     before(function () {
-        project = new Project(STACK);
-        work = project.work;
+        const t = Date.now();
+        const pulumiEnv = ensurePulumi();
+        timings["ensure-pulumi"] = (Date.now() - t) / 1000;
+        ({ work, env } = engineWorkspace(SOURCE, "platform-e2e-", pulumiEnv));
+        run("pulumi", ["stack", "select", "--create", STACK, "--non-interactive"]);
     });
 
     after(function () {
-        project?.dispose();
+        process.stdout.write(`      wall times (s): ${JSON.stringify(timings)}\n`);
+        if (work && !process.env.PLATFORM_E2E_KEEP) fs.rmSync(work, { recursive: true, force: true });
+        else if (work) process.stdout.write(`      kept ${work}\n`);
     });
 
     it("`pulumi up` succeeds from a fresh clone and a second `pulumi up` changes nothing", function () {
@@ -229,6 +259,21 @@ describe("the real Pulumi engine on the local stack", function () {
             assert.deepEqual(changed, renderDiff(baseline(), after));
             process.stdout.write(`      activeColor ${color}: ${changed.join(", ")}\n`);
         });
+    });
+
+    it("the engine never type-checks: `pulumi preview` runs a program with a type error that npm test's tsc rejects", function () {
+        const index = path.join(work, "index.ts");
+        const saved = fs.readFileSync(index, "utf8");
+        try {
+            fs.appendFileSync(index, `\nexport const typeCheckProbe: number = String("not type-checked at deploy time");\n`);
+            const r = pulumi(["preview", "--diff"], { label: "preview (type error in index.ts)" });
+            assert.match(r.stdout, /typeCheckProbe\s*:\s*"not type-checked at deploy time"/);
+            const tsc = run(path.join(work, "node_modules", ".bin", "tsc"), ["--noEmit", "-p", "."], { allowFail: true });
+            assert.notEqual(tsc.status, 0, "tsc accepted the type error");
+            assert.match(tsc.stdout, /index\.ts\(\d+,\d+\): error TS2322/);
+        } finally {
+            fs.writeFileSync(index, saved);
+        }
     });
 
     it("an invalid value makes `pulumi preview` fail with the unit tests' message", function () {

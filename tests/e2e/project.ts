@@ -1,16 +1,14 @@
 import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
+import { engineWorkspace, ensurePulumi, ROOT } from "../../tools/engine";
 
-// What every real-engine test needs: the engine (scripts/ensure-pulumi), a copy of the project as a
-// fresh clone has it, its own file backend, and `pulumi` runs with their wall times.
+// A stack of a throwaway copy of the project (tools/engine.ts) with `pulumi` runs that record their
+// wall times, synchronous or not (a test may watch the API server while `pulumi up` runs).
 
-export const ROOT = path.resolve(__dirname, "..", "..");
 // The project to test: this repository, or PLATFORM_E2E_SOURCE (another checkout or copy).
 export const SOURCE = path.resolve(process.env.PLATFORM_E2E_SOURCE ?? ROOT);
-// The local and cluster stacks' throwaway passphrase (see docs/engine.md): their secrets are not secret.
-export const PASSPHRASE = "platform-local-throwaway";
+export { ROOT };
 
 export interface Run {
     status: number | null;
@@ -33,22 +31,6 @@ export function exportsOf(script: string, args: string[], base: NodeJS.ProcessEn
     return out;
 }
 
-/** A copy of the project as a fresh clone would have it (tracked and unignored files), sharing node_modules. */
-export function copyProject(dest: string): void {
-    const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: SOURCE, encoding: "utf8" });
-    if (git.status !== 0) {
-        // not a git checkout: everything but what .gitignore keeps out of a clone
-        const skip = new Set(["node_modules", ".git", ".pulumi-state", ".pulumi", "out", "bin", "tmp"]);
-        fs.cpSync(SOURCE, dest, { recursive: true, filter: (src) => !skip.has(path.relative(SOURCE, src).split(path.sep)[0]) });
-    }
-    const files = git.status === 0 ? git.stdout.split("\0").filter((f) => f && fs.existsSync(path.join(SOURCE, f))) : [];
-    for (const f of files) {
-        fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
-        fs.copyFileSync(path.join(SOURCE, f), path.join(dest, f));
-    }
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dest, "node_modules"), "dir");
-}
-
 export const tail = (s: string, n = 60) => s.split("\n").slice(-n).join("\n");
 
 /** One stack of a temporary copy of the project, with the real engine and a file backend of its own. */
@@ -59,16 +41,10 @@ export class Project {
 
     constructor(readonly stack: string, extraEnv: NodeJS.ProcessEnv = {}) {
         const t = Date.now();
-        this.env = { ...exportsOf(path.join(ROOT, "scripts", "ensure-pulumi"), []), ...extraEnv };
+        const { work, env } = engineWorkspace(SOURCE, `platform-e2e-${stack}-`, ensurePulumi());
         this.timings["ensure-pulumi"] = (Date.now() - t) / 1000;
-        this.work = fs.mkdtempSync(path.join(os.tmpdir(), `platform-e2e-${stack}-`));
-        copyProject(this.work);
-        fs.mkdirSync(path.join(this.work, ".pulumi-state"));
-        this.env.PULUMI_BACKEND_URL = `file://${path.join(this.work, ".pulumi-state")}`;
-        this.env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
-        delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
-        this.env.PULUMI_SKIP_UPDATE_CHECK = "true";
-        this.env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
+        this.work = work;
+        this.env = { ...env, ...extraEnv };
         this.run("pulumi", ["stack", "select", "--create", stack, "--non-interactive"]);
     }
 

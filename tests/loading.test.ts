@@ -1,0 +1,23 @@
+import { strict as assert } from "assert";
+import { evaluateInFreshProcess } from "../tools/fresh";
+
+// A stack loads only the SDKs it uses: @pulumi/gcp (about a second to load) only with
+// platform:gcp.enabled, @pulumi/docker only when the stack builds an image. Each evaluation runs in
+// a fresh process loaded as Pulumi's runtime loads the program (tools/runtime.ts), since in this
+// process every SDK is already loaded by other tests.
+
+describe("fresh-process evaluation loads only the SDKs the stack uses", function () {
+    this.timeout(180_000);
+
+    it("the local stack (no gcp.enabled) loads neither @pulumi/gcp nor @pulumi/docker", () => {
+        const r = evaluateInFreshProcess({ stack: "local" });
+        assert.ok(r.resources > 30, `only ${r.resources} resources registered`);
+        assert.deepEqual(r.sdks, ["@pulumi/kubernetes", "@pulumi/pulumi", "@pulumi/random"]);
+    });
+
+    it("production (gcp.enabled, no image builds) loads @pulumi/gcp but not @pulumi/docker", () => {
+        const r = evaluateInFreshProcess({ stack: "production" });
+        assert.ok(r.sdks.includes("@pulumi/gcp"), r.sdks.join(", "));
+        assert.ok(!r.sdks.includes("@pulumi/docker"), r.sdks.join(", "));
+    });
+});
