@@ -33,6 +33,8 @@ const SMOKE_IMAGE = "curlimages/curl:8.11.1";
  */
 export class AppRelease extends pulumi.ComponentResource {
     readonly deployments: Record<string, k8s.apps.v1.Deployment> = {};
+    /** Everything a traffic move changes (traffic objects, tracks, smoke tests): the analysis waits for it. */
+    readonly trafficMoved: pulumi.Resource[] = [];
     readonly outputs: Record<string, unknown>;
 
     constructor(name: string, args: AppReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -116,6 +118,8 @@ export class AppRelease extends pulumi.ComponentResource {
             declareTrack(t, trafficObjects);
             smokeTest(t);
         }
+
+        this.trafficMoved.push(...trafficObjects, ...Object.values(this.deployments), ...Object.values(smokeJobs));
 
         const svcHost = (s: string) => `${s}.${args.namespaceName}.svc.cluster.local`;
         this.outputs = {

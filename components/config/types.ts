@@ -1,5 +1,7 @@
 // The validated stack config: what `platform:*` keys mean once every default is filled in.
 
+import type { AnalysisConfig } from "./analysis";
+
 export type Tier = "local" | "staging" | "production";
 export type Strategy = "rolling" | "blueGreen" | "canary";
 export type Color = "blue" | "green";
@@ -105,6 +107,8 @@ export interface AppConfig {
     smokeTest?: { command: string[] };
     autoscaling?: AutoscalingConfig;
     build?: BuildConfig;
+    /** Checks run after each traffic move (config/analysis.ts). */
+    analysis?: AnalysisConfig;
 }
 
 export interface GcpConfig {

@@ -7,6 +7,7 @@ import {
     PostgresConfig, RedisConfig, Resources, RoutingConfig, StackConfig, Tier,
 } from "./types";
 import { buildTargetOf, builtImageRepository } from "../plan/images";
+import { validateAnalysis } from "./analysis";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -23,7 +24,7 @@ const RESOURCE_KEYS = ["requests", "limits"];
 const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
-    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build",
+    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "analysis",
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -306,6 +307,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     if (smoke) app.smokeTest = { command: stringList(p, `${path}.smokeTest.command`, smoke.command, { required: true, minItems: 1 }) ?? [] };
     app.autoscaling = validateAutoscaling(p, `${path}.autoscaling`, v.autoscaling);
     app.build = validateBuild(p, `${path}.build`, v.build);
+    app.analysis = validateAnalysis(p, `${path}.analysis`, v.analysis);
 
     if (app.autoscaling && app.routing?.kind === "replicas") {
         p.add(`${path}.autoscaling`, "cannot be combined with routing.kind \"replicas\", where the replica ratio is the traffic split", v.autoscaling);

@@ -1,0 +1,22 @@
+import { AppConfig } from "../config/types";
+
+// The release of an app: the config values (by `pulumi config set --path` key under apps.<app>)
+// that decide which versions run and where traffic goes. The stack outputs it; `npm run deploy`
+// records it after a validated update and sets exactly these keys back to roll back.
+
+export type Release = Record<string, string | number>;
+
+export function releaseOf(app: AppConfig): Release {
+    switch (app.strategy) {
+        case "blueGreen": {
+            const bg = app.blueGreen!;
+            return { "blueGreen.activeColor": bg.activeColor, "blueGreen.blue": bg.blue, "blueGreen.green": bg.green };
+        }
+        case "canary": {
+            const c = app.canary!;
+            return { "canary.stable": c.stable, ...(c.canary !== undefined ? { "canary.canary": c.canary } : {}), "canary.weight": c.weight };
+        }
+        default:
+            return { tag: app.tag ?? "" };
+    }
+}
