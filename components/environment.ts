@@ -9,7 +9,7 @@ import { metadata } from "./kube";
 import { EnvironmentPlan } from "./plan/environment";
 import { planAnalysis } from "./plan/analysis";
 import { LABEL_TIER } from "./plan/names";
-import { releaseOf } from "./plan/release";
+import { healthUrl, releaseOf } from "./plan/release";
 import { Connection, Postgres, postgresImage } from "./postgres";
 import { Redis, redisImage } from "./redis";
 
@@ -112,6 +112,7 @@ export class Environment extends pulumi.ComponentResource {
                 ...a.outputs,
                 // What `npm run deploy` records as the validated release and sets back on a rollback.
                 release: releaseOf(plan.apps.find((p) => p.config.name === n)!.config),
+                ...(typeof a.outputs.url === "string" ? { healthUrl: healthUrl(a.outputs.url, plan.apps.find((p) => p.config.name === n)!.config.healthPath) } : {}),
                 ...(analyses[n] ? { analysis: analyses[n] } : {}),
             }])),
             postgres: { host: postgres.connection.host, secret: postgres.connection.secretName },

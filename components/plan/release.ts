@@ -20,3 +20,8 @@ export function releaseOf(app: AppConfig): Release {
             return { tag: app.tag ?? "" };
     }
 }
+
+/** The URL the hourly health check GETs: the app's health path under its public route. */
+export function healthUrl(url: string, healthPath: string): string {
+    return `${url.replace(/\/+$/, "")}${healthPath}`;
+}
