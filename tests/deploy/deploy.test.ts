@@ -186,6 +186,18 @@ describe("npm run deploy: rollback decisions (mock engine)", function () {
         assert.deepEqual(s.outputs!.apps.api.traffic, { stable: 50, canary: 50 });
     });
 
+    it("after a failed update outside the command, the stack tags still name the validated release", async () => {
+        const s = staging((c) => (apiWeight(c) !== 10 ? ANALYSIS_FAILED : undefined));
+        assert.equal((await run(s)).code, 0);
+        s.set("platform:apps.api.canary.weight", 50);
+        assert.equal((await s.run(["up"])).code, 255, "a plain `pulumi up` of a bad step fails");
+        s.set("platform:apps.api.canary.weight", 100);
+        const r = await run(s);
+        assert.equal(r.code, 1);
+        assert.deepEqual(s.configSets, ["platform:apps.api.canary.weight=10"]);
+        assert.match(r.summary.join("\n"), /rolling back to the release validated at \d{4}-\d\d-\d\dT/);
+    });
+
     it("without any validated release there is nothing to roll back to: it says so and exits 1", async () => {
         const s = staging(() => ANALYSIS_FAILED);
         const r = await run(s);
