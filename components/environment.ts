@@ -96,11 +96,12 @@ export class Environment extends pulumi.ComponentResource {
             }
         }
         const backupBeforeMigration = config.postgres.backup.beforeMigrations ? backups.postgres : undefined;
+        const backupBeforeRelease = config.postgres.backup.beforeDeploy ? backups.postgres : undefined;
 
         for (const app of plan.apps) {
             this.apps[app.config.name] = new AppRelease(app.config.name, {
                 plan: app, namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, connections,
-                builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration,
+                builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration, backupBeforeRelease,
             }, child);
         }
         const analyses = this.declareAnalyses(plan, resource);

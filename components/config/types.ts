@@ -26,6 +26,8 @@ export interface BackupConfig {
     restoreDrill: { schedule: string };
     /** Postgres only: take a verified backup before any migration Job runs. */
     beforeMigrations: boolean;
+    /** Postgres only: take a verified backup, named after the release, before an update changes any app. */
+    beforeDeploy: boolean;
 }
 
 export interface PostgresConfig {
