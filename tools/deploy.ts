@@ -71,16 +71,17 @@ export type Cli = ReturnType<typeof pulumiCli>;
 /** The last lines of a command's output that say what went wrong (analysis line first). */
 export function failureLines(output: string, n = 3): string {
     const lines = output.split("\n").map((l) => l.trim()).filter(Boolean);
-    const analysis = lines.filter((l) => /analysis failed: app /.test(l));
-    const errors = lines.filter((l) => /^error:|error:|failed/i.test(l) && !/^\s*\+|Diagnostics:/.test(l));
-    const chosen = [...new Set([...analysis, ...errors])];
-    return (chosen.length ? chosen.slice(0, n) : lines.slice(-n)).join(" | ");
+    const analysis = [...new Set(lines.filter((l) => /analysis failed: app /.test(l)))];
+    if (analysis.length) return analysis.slice(0, n).join(" | ");
+    const errors = [...new Set(lines.filter((l) => /\berror\b/i.test(l)))];
+    return (errors.length ? errors.slice(0, n) : lines.slice(-n)).join(" | ");
 }
 
 const lastLines = (s: string, n: number) => s.trim().split("\n").slice(-n).join(" | ");
 
-function changesOf(before: StackApps, after: StackApps): AppChange[] {
-    return [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().map((app) => ({
+/** Per app, versions and traffic before and after; only the apps in `only` when given. */
+function changesOf(before: StackApps, after: StackApps, only?: Set<string>): AppChange[] {
+    return [...new Set([...Object.keys(before), ...Object.keys(after)])].sort().filter((a) => !only || only.has(a)).map((app) => ({
         app,
         versionsBefore: before[app]?.images, versionsAfter: after[app]?.images,
         trafficBefore: before[app]?.traffic, trafficAfter: after[app]?.traffic,
@@ -131,14 +132,16 @@ export async function deploy(o: Options, cli: Cli = pulumiCli(o)): Promise<Deplo
     const upSeconds = (Date.now() - started) / 1000;
     if (up.code === 0) {
         const after = await cli.outputs();
-        const summary = [`deploy ${o.stack}: succeeded in ${upSeconds.toFixed(1)} s; every analysis passed; recorded as the last validated release`];
+        const summary = [`deploy ${o.stack}: succeeded in ${upSeconds.toFixed(1)} s (with its analysis, where configured); recorded as the last validated release`];
         try {
             await recordValidated(cli, validatedFrom(after, new Date()));
         } catch (e) {
             summary.push(`  warning: ${(e as Error).message} (the next failed deploy rolls back to the release before this one)`);
         }
-        for (const c of changesOf(before, after)) summary.push(`  ${c.app}: traffic ${JSON.stringify(c.trafficBefore ?? null)} -> ${JSON.stringify(c.trafficAfter ?? null)}`);
-        await announce({ event: "success", summary: `deployed in ${upSeconds.toFixed(0)} s`, apps: changesOf(before, after) });
+        const changed = new Set(Object.keys(after).filter((a) => JSON.stringify([before[a]?.images, before[a]?.traffic]) !== JSON.stringify([after[a]?.images, after[a]?.traffic])));
+        for (const c of changesOf(before, after, changed)) summary.push(`  ${c.app}: traffic ${JSON.stringify(c.trafficBefore ?? null)} -> ${JSON.stringify(c.trafficAfter ?? null)}`);
+        if (changed.size === 0) summary.push("  no app's versions or traffic changed");
+        await announce({ event: "success", summary: `deployed in ${upSeconds.toFixed(0)} s${changed.size ? "" : "; no app's versions or traffic changed"}`, apps: changesOf(before, after, changed) });
         return { code: 0, summary };
     }
 
@@ -168,7 +171,7 @@ export async function deploy(o: Options, cli: Cli = pulumiCli(o)): Promise<Deplo
     const restore = await cli.run(["up", "--yes", "--skip-preview", ...replace, ...o.upArgs], true);
     const rollbackSeconds = (Date.now() - failedAt) / 1000;
     const after = await cli.outputs().catch(() => ({} as StackApps));
-    const apps = changesOf(before, after);
+    const apps = changesOf(before, after, restoredApps.size ? restoredApps : undefined);
     if (restore.code !== 0) {
         const rwhy = failureLines(restore.stdout + "\n" + restore.stderr);
         summary.push(`  ROLLBACK FAILED after ${rollbackSeconds.toFixed(1)} s: ${rwhy}`);
