@@ -76,7 +76,9 @@ export class Analysis extends pulumi.ComponentResource {
                     },
                 },
             },
-        }, { parent: this, dependsOn: args.after });
+            // Re-running the same check (`pulumi up --replace`, after a rollback) must delete the
+            // finished Job first: a Job's name is its identity, two cannot coexist.
+        }, { parent: this, dependsOn: args.after, deleteBeforeReplace: true });
         this.registerOutputs({ job: plan.job });
     }
 }

@@ -73,7 +73,11 @@ export function failureLines(output: string, n = 3): string {
     const lines = output.split("\n").map((l) => l.trim()).filter(Boolean);
     const analysis = [...new Set(lines.filter((l) => /analysis failed: app /.test(l)))];
     if (analysis.length) return analysis.slice(0, n).join(" | ");
-    const errors = [...new Set(lines.filter((l) => /\berror\b/i.test(l)))];
+    // Pulumi's diagnostics ("error: <why>") before its generic "error: update failed".
+    const unique = (ls: string[]) => [...new Set(ls)];
+    const starts = unique(lines.filter((l) => /^error:/i.test(l)));
+    const specific = starts.filter((l) => !/^error: update failed$/i.test(l));
+    const errors = specific.length ? specific : starts.length ? starts : unique(lines.filter((l) => /\berror\b/i.test(l)));
     return (errors.length ? errors.slice(0, n) : lines.slice(-n)).join(" | ");
 }
 

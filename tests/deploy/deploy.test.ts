@@ -249,6 +249,8 @@ describe("npm run deploy: its parts", () => {
         const out = `Updating\n  + kubernetes:batch/v1:Job api-analysis-1 creating\n${ANALYSIS_FAILED}\nerror: update failed\n`;
         assert.equal(failureLines(out, 1), ANALYSIS_FAILED);
         assert.equal(failureLines("a\nb\nc\nd", 2), "c | d");
+        const engine = "+  kubernetes:batch/v1:Job x creating (0s) error: failed to write\nDiagnostics:\n  kubernetes:batch/v1:Job (x):\n    error: failed to write YAML file\n  pulumi:pulumi:Stack (p):\n    error: update failed\n";
+        assert.equal(failureLines(engine), "error: failed to write YAML file");
     });
 
     it("usage errors name the missing argument", () => {
