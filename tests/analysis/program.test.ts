@@ -72,6 +72,8 @@ describe("analysis after each traffic move", () => {
             "ConfigMap/analysis-scripts", "Deployment/api-canary", "Deployment/api-stable", "Ingress/api", "Ingress/api-canary", `Job/${r.ofKind("Job").find((j) => /^api-smoke-canary-/.test(j.metadata.name))!.metadata.name}`, "Namespace/platform-staging",
         ]);
         assert.equal(job.spec.backoffLimit, 0);
+        // re-running it (`pulumi up --replace` after a rollback) deletes the finished Job first
+        assert.equal(r.resource("Job", job.metadata.name).deleteBeforeReplace, true);
         assert.equal(job.spec.activeDeadlineSeconds, 3 * (2 + 5) + 4 * (15 + 5) + 60);
         const pod = job.spec.template.spec;
         assert.equal(pod.containers[0].image, "node:20.18.1-bookworm-slim");
