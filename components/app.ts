@@ -4,6 +4,7 @@ import { DataService } from "./config/types";
 import { awaitTimeouts, metadata, REPLACE_UNREADY, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT } from "./kube";
 import { Backup } from "./backup";
 import { preMigrationBackupName } from "./plan/backup";
+import { preReleaseBackupName } from "./plan/release";
 import { AppPlan, JobPlan, migrationFor, TrackPlan } from "./plan/apps";
 import { selectorLabels, usesLabel, versionLabel } from "./plan/names";
 import { Connection } from "./postgres";
@@ -18,6 +19,8 @@ export interface AppReleaseArgs {
     connections: Partial<Record<DataService, Connection>>;
     /** When set, every migration Job waits for a verified Postgres backup taken just for it. */
     backupBeforeMigration?: Backup;
+    /** When set, each version's migration and Deployment wait for a verified backup taken for that release. */
+    backupBeforeRelease?: Backup;
     /** The image this stack built for the app (by digest) and the one track that runs it (plan/images.ts). */
     builtImage?: { track: string; image: pulumi.Input<string> };
 }
@@ -33,6 +36,8 @@ const SMOKE_IMAGE = "curlimages/curl:8.11.1";
  */
 export class AppRelease extends pulumi.ComponentResource {
     readonly deployments: Record<string, k8s.apps.v1.Deployment> = {};
+    /** Everything a traffic move changes (traffic objects, tracks, smoke tests): the analysis waits for it. */
+    readonly trafficMoved: pulumi.Resource[] = [];
     readonly outputs: Record<string, unknown>;
 
     constructor(name: string, args: AppReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -48,12 +53,22 @@ export class AppRelease extends pulumi.ComponentResource {
             ...dataEnv,
         ];
 
+        // A verified backup per version being deployed, before anything of that version changes.
+        const releaseBackups = new Map<string, k8s.batch.v1.Job>();
+        const releaseBackup = (version: string): pulumi.Resource[] => {
+            if (!args.backupBeforeRelease) return [];
+            if (!releaseBackups.has(version)) {
+                releaseBackups.set(version, args.backupBeforeRelease.oneOffJob(preReleaseBackupName(app.name, version), namespace, { parent: this }));
+            }
+            return [releaseBackups.get(version)!];
+        };
+
         // Migrations: one Job per version being deployed, before that version's Deployment changes.
         const migrationJobs = new Map<string, k8s.batch.v1.Job>();
         for (const m of plan.migrations) {
             const backup = args.backupBeforeMigration?.oneOffJob(preMigrationBackupName(m.name), namespace, { parent: this });
             migrationJobs.set(m.version, this.job(m, "migration", app.migrations!.command, env, usesLabels, args,
-                { dependsOn: backup ? [backup] : [] }));
+                { dependsOn: [...(backup ? [backup] : []), ...releaseBackup(m.version)] }));
         }
 
         const services: Record<string, k8s.core.v1.Service> = {};
@@ -70,7 +85,7 @@ export class AppRelease extends pulumi.ComponentResource {
 
         const declareTrack = (t: TrackPlan, dependsOn: pulumi.Resource[]) => {
             const migration = migrationFor(plan, t);
-            const after = [...dependsOn, ...(plan.trackAfter[t.track] ?? []).map((d) => this.deployments[d]).filter((d) => d)];
+            const after = [...dependsOn, ...releaseBackup(t.version), ...(plan.trackAfter[t.track] ?? []).map((d) => this.deployments[d]).filter((d) => d)];
             if (migration) after.push(migrationJobs.get(migration.version)!);
             this.deployments[t.track] = this.deployment(t, env, usesLabels, appLabels, args, after);
         };
@@ -116,6 +131,8 @@ export class AppRelease extends pulumi.ComponentResource {
             declareTrack(t, trafficObjects);
             smokeTest(t);
         }
+
+        this.trafficMoved.push(...trafficObjects, ...Object.values(this.deployments), ...Object.values(smokeJobs));
 
         const svcHost = (s: string) => `${s}.${args.namespaceName}.svc.cluster.local`;
         this.outputs = {

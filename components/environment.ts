@@ -1,12 +1,15 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { AppRelease } from "./app";
+import { Analysis, analysisScripts } from "./analysis";
+import { AppRelease, SERVICE_PORT } from "./app";
 import { Backup, backupScripts } from "./backup";
 import type { Cloud } from "./cloud";
 import { DataService } from "./config/types";
 import { metadata } from "./kube";
 import { EnvironmentPlan } from "./plan/environment";
+import { planAnalysis } from "./plan/analysis";
 import { LABEL_TIER } from "./plan/names";
+import { healthUrl, releaseOf } from "./plan/release";
 import { Connection, Postgres, postgresImage } from "./postgres";
 import { Redis, redisImage } from "./redis";
 
@@ -94,24 +97,53 @@ export class Environment extends pulumi.ComponentResource {
             }
         }
         const backupBeforeMigration = config.postgres.backup.beforeMigrations ? backups.postgres : undefined;
+        const backupBeforeRelease = config.postgres.backup.beforeDeploy ? backups.postgres : undefined;
 
         for (const app of plan.apps) {
             this.apps[app.config.name] = new AppRelease(app.config.name, {
                 plan: app, namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, connections,
-                builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration,
+                builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration, backupBeforeRelease,
             }, child);
         }
+        const analyses = this.declareAnalyses(plan, resource);
 
         this.outputs = {
             namespace: plan.namespace,
             tier: config.tier,
-            apps: Object.fromEntries(Object.entries(this.apps).map(([n, a]) => [n, a.outputs])),
+            apps: Object.fromEntries(Object.entries(this.apps).map(([n, a]) => [n, {
+                ...a.outputs,
+                // What `npm run deploy` records as the validated release and sets back on a rollback.
+                release: releaseOf(plan.apps.find((p) => p.config.name === n)!.config),
+                ...(typeof a.outputs.url === "string" ? { healthUrl: healthUrl(a.outputs.url, plan.apps.find((p) => p.config.name === n)!.config.healthPath) } : {}),
+                ...(analyses[n] ? { analysis: analyses[n] } : {}),
+            }])),
             postgres: { host: postgres.connection.host, secret: postgres.connection.secretName },
             redis: { host: redis.connection.host, secret: redis.connection.secretName },
             backups: Object.fromEntries(Object.entries(backups).map(([n, b]) => [n, b.outputs])),
             ...(cloud ? { cloud: cloud.outputs } : {}),
         };
         this.registerOutputs(this.outputs);
+    }
+
+    /** An analysis Job per app with `analysis`, after that app's traffic move; their outputs by app. */
+    private declareAnalyses(plan: EnvironmentPlan, resource: pulumi.CustomResourceOptions): Record<string, unknown> {
+        const planned = plan.apps.map((a) => ({ app: a, analysis: planAnalysis(a, plan.namespace, SERVICE_PORT) })).filter((x) => x.analysis);
+        if (planned.length === 0) return {};
+        const scripts = new k8s.core.v1.ConfigMap("analysis-scripts", {
+            metadata: metadata("analysis-scripts", this.namespace, { ...plan.labels, "app.kubernetes.io/component": "analysis" }),
+            data: analysisScripts(),
+        }, resource);
+        const out: Record<string, unknown> = {};
+        for (const { app, analysis } of planned) {
+            const name = app.config.name;
+            const release = this.apps[name];
+            new Analysis(`${name}-analysis`, {
+                app: name, plan: analysis!, namespace: this.namespace, stack: plan.config.stack, labels: plan.labels,
+                scriptsConfigMap: scripts.metadata.name, after: release.trafficMoved,
+            }, { parent: release });
+            out[name] = { job: analysis!.job, track: analysis!.track, version: analysis!.version, checks: analysis!.spec.http.length + (analysis!.spec.prometheus?.checks.length ?? 0) };
+        }
+        return out;
     }
 }
 

@@ -196,7 +196,8 @@ describe("backups", () => {
             const canary = await run("production", { "platform:apps.api.canary.canary": "2.8.0", "platform:apps.api.canary.weight": 10 });
             const added = migrationJobs(canary).map((j) => j.metadata.name).filter((n) => !migrationJobs(r.production).some((m) => m.metadata.name === n));
             assert.equal(added.length, 1);
-            const jobs = diff(r.production, canary).filter((c) => c.kind === "Job" && !/-smoke-/.test(c.name));
+            // (the pre-deploy backup of the release is tests/deploy/backup.test.ts's)
+            const jobs = diff(r.production, canary).filter((c) => c.kind === "Job" && !/-smoke-|-release-[0-9a-f]{8}-backup$/.test(c.name));
             assert.deepEqual(describe_(jobs), [`create Job/${added[0]}`, `create Job/${preMigrationBackupName(added[0])}`].sort());
             assert.ok(canary.dependsOn("Job", added[0]).includes(`Job/${preMigrationBackupName(added[0])}`));
             // Aborting the canary runs no backup: its Jobs go away, nothing is created.
@@ -205,7 +206,7 @@ describe("backups", () => {
         });
 
         it("is off where beforeMigrations is false, and follows the key where set", async () => {
-            const off = await run("production", { "platform:postgres.backup.beforeMigrations": false });
+            const off = await run("production", { "platform:postgres.backup.beforeMigrations": false, "platform:postgres.backup.beforeDeploy": false });
             assert.deepEqual(backupJobs(off), []);
             assert.deepEqual(migrationJobs(off)[0].metadata.name, migrationJobs(r.production)[0].metadata.name);
             const staging = await run("staging", { "platform:postgres.backup.beforeMigrations": true });

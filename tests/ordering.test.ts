@@ -117,7 +117,8 @@ describe("autoscaling without fights", () => {
     });
 
     it("a release on an autoscaled track does not reset its replicas (the field is ignored, so only the image changes)", async () => {
-        const autoscaled = { "platform:apps.worker.autoscaling": { minReplicas: 2, maxReplicas: 6 } };
+        // (without the pre-deploy backup a release runs in production: tests/deploy/backup.test.ts)
+        const autoscaled = { "platform:apps.worker.autoscaling": { minReplicas: 2, maxReplicas: 6 }, "platform:postgres.backup.beforeDeploy": false };
         const before = await run("production", autoscaled);
         const after = await run("production", { ...autoscaled, "platform:apps.worker.tag": "2.7.1" });
         assert.deepEqual(describe_(diff(before, after)), ["update Deployment/worker"], "the HPA is untouched");

@@ -21,8 +21,12 @@ interface Job {
 interface Workflow { name?: string; on: Record<string, any>; permissions?: Record<string, string> | string; concurrency?: unknown; jobs: Record<string, Job> }
 
 const PULUMI = /^pulumi\/actions@/;
-const pulumiSteps = (job: Job) => (job.steps ?? []).filter((s) => s.uses && PULUMI.test(s.uses));
-const isDeploy = (job: Job) => pulumiSteps(job).some((s) => s.with?.command === "up");
+/** Steps of pulumi/actions that run a command (without one, the action only installs the CLI). */
+const pulumiSteps = (job: Job) => (job.steps ?? []).filter((s) => s.uses && PULUMI.test(s.uses) && s.with?.command);
+const installsPulumi = (job: Job) => (job.steps ?? []).some((s) => s.uses && PULUMI.test(s.uses) && !s.with?.command);
+/** Steps that run a project command driving the Pulumi CLI: the deploy (with rollback) or the health check. */
+const commandSteps = (job: Job, name: "deploy" | "healthcheck") => (job.steps ?? []).filter((s) => s.run && new RegExp(`\\bnpm run ${name}\\b`).test(s.run));
+const isDeploy = (job: Job) => pulumiSteps(job).some((s) => s.with?.command === "up") || commandSteps(job, "deploy").length > 0;
 const needsOf = (job: Job) => (job.needs === undefined ? [] : Array.isArray(job.needs) ? job.needs : [job.needs]);
 const WRITE_SCOPES_ALLOWED = new Set(["id-token", "pull-requests"]);
 
@@ -67,7 +71,18 @@ export function workflowProblems(wf: Workflow): string[] {
             if (step.with?.policyPacks !== "policy") problems.push(`job ${name} runs pulumi without the policy pack`);
             if (!needsOf(job).includes("checks")) problems.push(`job ${name} runs pulumi before the checks pass`);
         }
+        for (const step of [...commandSteps(job, "deploy"), ...commandSteps(job, "healthcheck")]) {
+            if (step.env?.PULUMI_ACCESS_TOKEN !== "${{ secrets.PULUMI_ACCESS_TOKEN }}") problems.push(`job ${name} runs the Pulumi CLI without PULUMI_ACCESS_TOKEN from secrets`);
+            if (step.env?.PLATFORM_WEBHOOK_URL !== "${{ secrets.PLATFORM_WEBHOOK_URL }}") problems.push(`job ${name} cannot announce: PLATFORM_WEBHOOK_URL is not the secret`);
+            if (!installsPulumi(job)) problems.push(`job ${name} runs the Pulumi CLI without installing it`);
+            if (/\$\{\{/.test(step.run!)) problems.push(`job ${name} puts an expression into the command line (pass it through env)`);
+        }
+        for (const step of commandSteps(job, "deploy")) {
+            if (!/ -- .*--policy-pack policy\b/.test(step.run!)) problems.push(`job ${name} runs pulumi without the policy pack`);
+            if (!needsOf(job).includes("checks")) problems.push(`job ${name} runs pulumi before the checks pass`);
+        }
         if (isDeploy(job)) {
+            if (pulumiSteps(job).some((s) => s.with?.command === "up")) problems.push(`deploy job ${name} runs pulumi up directly: deploy through npm run deploy (automatic rollback)`);
             const c = job.concurrency;
             if (!c || typeof c !== "object" || !c.group) problems.push(`deploy job ${name} has no concurrency group`);
             else if (c["cancel-in-progress"] !== false) problems.push(`deploy job ${name} may cancel an update in progress`);
@@ -78,8 +93,8 @@ export function workflowProblems(wf: Workflow): string[] {
 }
 
 describe("CI workflows", () => {
-    it("exist: checks, pull request, staging and production", () => {
-        assert.deepEqual(FILES, ["checks.yml", "deploy-production.yml", "deploy-staging.yml", "pull-request.yml"]);
+    it("exist: checks, pull request, staging, production and the hourly health check", () => {
+        assert.deepEqual(FILES, ["checks.yml", "deploy-production.yml", "deploy-staging.yml", "health.yml", "pull-request.yml"]);
     });
 
     for (const file of FILES) {
@@ -114,7 +129,13 @@ describe("CI workflows", () => {
         assert.match(mutate((wf) => wf.jobs.up.steps!.push({ run: "echo ${{ secrets.PULUMI_ACCESS_TOKEN }}" })), /secret into a shell command/);
         assert.match(mutate((wf) => delete wf.jobs.up.environment), /outside a GitHub environment/);
         assert.match(mutate((wf) => (wf.jobs.up.needs = [])), /before the checks pass/);
-        assert.match(mutate((wf) => delete pulumiSteps(wf.jobs.up)[0].with!.policyPacks), /without the policy pack/);
+        const deployStep = (wf: Workflow) => commandSteps(wf.jobs.up, "deploy")[0];
+        assert.match(mutate((wf) => (deployStep(wf).run = deployStep(wf).run!.replace("--policy-pack policy", ""))), /without the policy pack/);
+        assert.match(mutate((wf) => delete deployStep(wf).env!.PLATFORM_WEBHOOK_URL), /cannot announce/);
+        assert.match(mutate((wf) => delete deployStep(wf).env!.PULUMI_ACCESS_TOKEN), /without PULUMI_ACCESS_TOKEN/);
+        assert.match(mutate((wf) => (deployStep(wf).run += ' --message "${{ github.event.head_commit.message }}"')), /expression into the command line/);
+        assert.match(mutate((wf) => (wf.jobs.up.steps = wf.jobs.up.steps!.filter((s) => !(s.uses && PULUMI.test(s.uses))))), /without installing it/);
+        assert.match(mutate((wf) => wf.jobs.up.steps!.push({ uses: "pulumi/actions@v6", with: { command: "up", "stack-name": "x", policyPacks: "policy" }, env: { PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_ACCESS_TOKEN }}" } })), /runs pulumi up directly/);
         assert.match(mutate((wf) => delete wf.jobs.up.steps!.find((s) => s.uses?.startsWith("google-github-actions/auth@"))!.with!.workload_identity_provider), /without Workload Identity Federation/);
         assert.match(mutate((wf) => delete wf.jobs.up["runs-on"]), /has no runs-on/);
     });
@@ -139,7 +160,7 @@ describe("CI workflows", () => {
         assert.match(pkg.scripts.build, /tsc --noEmit/);
     });
 
-    it("main deploys staging; a v* tag deploys production behind its environment; each stack has its own lock", () => {
+    it("main deploys staging; a v* tag deploys production behind its environment; both through the rollback command; each stack has its own lock", () => {
         const staging = load("deploy-staging.yml");
         const production = load("deploy-production.yml");
         assert.deepEqual(staging.on, { push: { branches: ["main"] } });
@@ -147,11 +168,23 @@ describe("CI workflows", () => {
         const up = (wf: Workflow) => Object.values(wf.jobs).find(isDeploy)!;
         assert.equal(up(staging).environment, "staging");
         assert.equal(up(production).environment, "production");
-        assert.equal(pulumiSteps(up(staging))[0].with?.["stack-name"], "${{ vars.PULUMI_ORG }}/staging");
-        assert.equal(pulumiSteps(up(production))[0].with?.["stack-name"], "${{ vars.PULUMI_ORG }}/production");
+        assert.match(commandSteps(up(staging), "deploy")[0].run!, /^npm run deploy -- --stack "\$PULUMI_ORG\/staging" -- --policy-pack policy/);
+        assert.match(commandSteps(up(production), "deploy")[0].run!, /^npm run deploy -- --stack "\$PULUMI_ORG\/production" -- --policy-pack policy/);
+        for (const wf of [staging, production]) assert.equal(commandSteps(up(wf), "deploy")[0].env?.PULUMI_ORG, "${{ vars.PULUMI_ORG }}");
         const group = (wf: Workflow) => (up(wf).concurrency as { group: string }).group;
         assert.notEqual(group(staging), group(production));
         assert.match(group(staging), /staging/);
         assert.match(group(production), /production/);
+    });
+
+    it("every hour, the health check reads every stack's outputs and checks each app URL with retries, announcing failures", () => {
+        const wf = load("health.yml");
+        assert.deepEqual(wf.on.schedule, [{ cron: "17 * * * *" }]);
+        const [job] = Object.values(wf.jobs);
+        const [step] = commandSteps(job, "healthcheck");
+        assert.match(step.run!, /--stack "\$PULUMI_ORG\/staging" --stack "\$PULUMI_ORG\/production"/);
+        assert.match(step.run!, /--attempts [2-9]/);
+        assert.ok(!job.environment, "reading outputs needs no deploy environment");
+        assert.ok(!isDeploy(job));
     });
 });

@@ -1,5 +1,7 @@
 // The validated stack config: what `platform:*` keys mean once every default is filled in.
 
+import type { AnalysisConfig } from "./analysis";
+
 export type Tier = "local" | "staging" | "production";
 export type Strategy = "rolling" | "blueGreen" | "canary";
 export type Color = "blue" | "green";
@@ -24,6 +26,8 @@ export interface BackupConfig {
     restoreDrill: { schedule: string };
     /** Postgres only: take a verified backup before any migration Job runs. */
     beforeMigrations: boolean;
+    /** Postgres only: take a verified backup, named after the release, before an update changes any app. */
+    beforeDeploy: boolean;
 }
 
 export interface PostgresConfig {
@@ -107,6 +111,8 @@ export interface AppConfig {
     build?: BuildConfig;
     /** How long a track's rollout and its smoke test may take before `pulumi up` fails. */
     rolloutTimeoutSeconds: number;
+    /** Checks run after each traffic move (config/analysis.ts). */
+    analysis?: AnalysisConfig;
 }
 
 export interface GcpConfig {

@@ -7,6 +7,7 @@ import {
     PostgresConfig, RedisConfig, Resources, RoutingConfig, StackConfig, Tier,
 } from "./types";
 import { buildTargetOf, builtImageRepository } from "../plan/images";
+import { validateAnalysis } from "./analysis";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -20,10 +21,11 @@ export class ConfigError extends Error {
 const TOP_LEVEL_KEYS = ["tier", "namespace", "kubernetes", "gcp", "postgres", "redis", "apps"] as const;
 const TIERS: readonly Tier[] = ["local", "staging", "production"];
 const RESOURCE_KEYS = ["requests", "limits"];
-const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations"];
+const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations", "beforeDeploy"];
+const POSTGRES_ONLY_BACKUP_KEYS = ["beforeMigrations", "beforeDeploy"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
-    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "rolloutTimeoutSeconds",
+    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "rolloutTimeoutSeconds", "analysis",
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -106,7 +108,7 @@ function validateResources(p: Problems, path: string, value: unknown, defaults: 
 }
 
 function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, service: DataService, gcp: GcpConfig): BackupConfig {
-    const b = object(p, path, value, service === "postgres" ? BACKUP_KEYS : BACKUP_KEYS.filter((k) => k !== "beforeMigrations")) ?? {};
+    const b = object(p, path, value, service === "postgres" ? BACKUP_KEYS : BACKUP_KEYS.filter((k) => !POSTGRES_ONLY_BACKUP_KEYS.includes(k))) ?? {};
     const defaultDestination = tier === "production" ? "gcs" : "pvc";
     const destination = oneOf(p, `${path}.destination`, b.destination, ["pvc", "gcs"] as const, defaultDestination) ?? defaultDestination;
     if (destination === "gcs" && !gcp.enabled) {
@@ -116,6 +118,9 @@ function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, s
     const enabled = boolean(p, `${path}.enabled`, b.enabled, tier !== "local") ?? false;
     if (b.beforeMigrations === true && !enabled) {
         p.add(`${path}.beforeMigrations`, `needs platform:${path}.enabled: true (it runs the daily backup as a Job)`, true);
+    }
+    if (b.beforeDeploy === true && !enabled) {
+        p.add(`${path}.beforeDeploy`, `needs platform:${path}.enabled: true (it runs the daily backup as a Job)`, true);
     }
     return {
         enabled,
@@ -127,6 +132,7 @@ function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, s
         storage: string(p, `${path}.storage`, b.storage, { pattern: patterns.quantity, means: "a Kubernetes quantity such as 50Gi" }) ?? "50Gi",
         restoreDrill: { schedule: cron(p, `${path}.restoreDrill.schedule`, drill.schedule, service === "postgres" ? "0 5 1 * *" : "30 5 1 * *") },
         beforeMigrations: boolean(p, `${path}.beforeMigrations`, b.beforeMigrations, tier === "production") ?? false,
+        beforeDeploy: boolean(p, `${path}.beforeDeploy`, b.beforeDeploy, tier === "production" && enabled) ?? false,
     };
 }
 
@@ -308,6 +314,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     if (smoke) app.smokeTest = { command: stringList(p, `${path}.smokeTest.command`, smoke.command, { required: true, minItems: 1 }) ?? [] };
     app.autoscaling = validateAutoscaling(p, `${path}.autoscaling`, v.autoscaling);
     app.build = validateBuild(p, `${path}.build`, v.build);
+    app.analysis = validateAnalysis(p, `${path}.analysis`, v.analysis);
 
     if (app.autoscaling && app.routing?.kind === "replicas") {
         p.add(`${path}.autoscaling`, "cannot be combined with routing.kind \"replicas\", where the replica ratio is the traffic split", v.autoscaling);

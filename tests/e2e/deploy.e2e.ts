@@ -1,0 +1,166 @@
+import * as assert from "assert";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as os from "os";
+import * as path from "path";
+import { Receiver } from "../analysis/servers";
+import { evaluate } from "../../tools/evaluate";
+import { fromTags } from "../../tools/release";
+
+// `npm run deploy` with the real Pulumi engine on the local stack (file backend, manifests written
+// to out/local). The local stack has no cluster, so no analysis Job runs; the failure is made real
+// in the engine instead: the file the new analysis Job's manifest goes to is made unwritable, so
+// that Job fails to be created — after the traffic objects of the new state were applied, exactly
+// where a failed analysis fails `pulumi up`. The command must then put traffic back by itself.
+// The same command against a live API server is the cluster issue's proof.
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const STACK = "local";
+const PASSPHRASE = "platform-local-throwaway";
+
+function ensurePulumi(): NodeJS.ProcessEnv {
+    const r = spawnSync(path.join(ROOT, "scripts", "ensure-pulumi"), [], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    if (r.status !== 0) throw new Error(`scripts/ensure-pulumi failed (exit ${r.status})`);
+    const out: NodeJS.ProcessEnv = { ...process.env };
+    for (const line of r.stdout.split("\n")) {
+        const m = /^export ([A-Z_]+)="?(.*?)"?$/.exec(line.trim());
+        if (m) out[m[1]] = m[2].replace("$PATH", process.env.PATH ?? "");
+    }
+    return out;
+}
+
+/** A copy of the project as a fresh clone has it, sharing node_modules. */
+function copyProject(dest: string): void {
+    const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" });
+    if (git.status !== 0) throw new Error("not a git checkout");
+    // (a worktree's node_modules symlink lists as an untracked file: it is linked below instead)
+    for (const f of git.stdout.split("\0").filter((x) => x && x !== "node_modules" && fs.existsSync(path.join(ROOT, x)))) {
+        fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
+        fs.copyFileSync(path.join(ROOT, f), path.join(dest, f));
+    }
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dest, "node_modules"), "dir");
+}
+
+type Obj = Record<string, any>;
+
+function manifests(dir: string): Map<string, { file: string; doc: Obj }> {
+    const out = new Map<string, { file: string; doc: Obj }>();
+    const walk = (d: string) => {
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+            const p = path.join(d, e.name);
+            if (e.isDirectory()) walk(p);
+            else if (/\.ya?ml$/.test(e.name)) {
+                for (const doc of yaml.loadAll(fs.readFileSync(p, "utf8")) as Obj[]) {
+                    if (doc) out.set(`${doc.kind}/${doc.metadata?.name}`, { file: p, doc });
+                }
+            }
+        }
+    };
+    walk(dir);
+    return out;
+}
+
+describe("npm run deploy with the real engine (local stack)", function () {
+    this.timeout(30 * 60 * 1000);
+    let work = "", env: NodeJS.ProcessEnv = {};
+    let receiver: Receiver;
+    const timings: Record<string, number> = {};
+
+    const pulumi = (args: string[]) => {
+        const r = spawnSync("pulumi", [...args, "--stack", STACK, "--non-interactive"], { cwd: work, env, encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${r.status}: ${r.stderr}${r.stdout}`);
+        return r.stdout;
+    };
+    // Asynchronous: the webhook receiver lives in this process and must answer while deploy runs.
+    const deploy = (label: string): Promise<{ code: number | null; out: string }> => new Promise((resolve) => {
+        const t = Date.now();
+        const p = spawn(path.join(work, "node_modules", ".bin", "ts-node"), ["--transpile-only", "tools/deploy.ts", "--stack", STACK, "--cwd", work],
+            { cwd: work, env: { ...env, PLATFORM_WEBHOOK_URL: receiver.url, PLATFORM_RUN_URL: "https://ci.example/runs/1" } });
+        let out = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.stderr.on("data", (d) => (out += d));
+        p.on("close", (code) => {
+            timings[label] = (Date.now() - t) / 1000;
+            resolve({ code, out });
+        });
+    });
+    const stackConfig = () => (yaml.load(fs.readFileSync(path.join(work, `Pulumi.${STACK}.yaml`), "utf8")) as Obj).config;
+    const analysisJobOf = async () => {
+        const e = await evaluate(STACK, stackConfig());
+        return e.resources.find((r) => r.type === "kubernetes:batch/v1:Job" && /-analysis-/.test(r.inputs.metadata.name))!.inputs.metadata.name as string;
+    };
+
+    before(async function () {
+        env = ensurePulumi();
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "platform-deploy-e2e-"));
+        copyProject(work);
+        fs.mkdirSync(path.join(work, ".pulumi-state"));
+        env.PULUMI_BACKEND_URL = `file://${path.join(work, ".pulumi-state")}`;
+        env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
+        delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
+        env.PULUMI_SKIP_UPDATE_CHECK = "true";
+        env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
+        spawnSync("pulumi", ["stack", "select", "--create", STACK, "--non-interactive"], { cwd: work, env });
+        receiver = await new Receiver().start();
+        // 4 replicas make weights 25 and 50 different pod splits (replicas routing).
+        pulumi(["config", "set", "--path", "apps.api.replicas", "4"]);
+        pulumi(["config", "set", "--path", "apps.api.canary.weight", "25"]);
+        pulumi(["config", "set", "--path", "apps.api.analysis.http[0].name", "health"]);
+        pulumi(["config", "set", "--path", "apps.api.analysis.http[0].path", "/healthz"]);
+    });
+
+    after(async function () {
+        await receiver?.stop();
+        process.stdout.write(`      wall times (s): ${JSON.stringify(timings)}\n`);
+        if (work && !process.env.PLATFORM_E2E_KEEP) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    it("deploys, records the validated release in stack tags, and rolls a failed canary step back to where traffic was", async function () {
+        const first = await deploy("deploy (validated)");
+        assert.equal(first.code, 0, first.out);
+        assert.match(first.out, /deploy local: succeeded in [\d.]+ s \(with its analysis, where configured\); recorded as the last validated release/);
+        const tags = JSON.parse(pulumi(["stack", "tag", "ls", "--json"]));
+        const recorded = fromTags(tags);
+        assert.ok(recorded, JSON.stringify(tags));
+        assert.deepEqual(recorded.apps.api.release, { "canary.stable": "2.7.0", "canary.canary": "2.8.0", "canary.weight": 25 });
+        const out = path.join(work, "out", STACK);
+        const validated = manifests(out);
+        const validatedJob = await analysisJobOf();
+        assert.equal(recorded.apps.api.analysisJob, validatedJob);
+        assert.equal(validated.get("Deployment/api-canary")!.doc.spec.replicas, 1);
+        assert.equal(validated.get("Deployment/api-stable")!.doc.spec.replicas, 3);
+
+        // The next step, 50 %: its analysis Job cannot be created (a directory where its manifest goes).
+        pulumi(["config", "set", "--path", "apps.api.canary.weight", "50"]);
+        const failingJob = await analysisJobOf();
+        assert.notEqual(failingJob, validatedJob);
+        const jobFile = validated.get(`Job/${validatedJob}`)!.file.replace(validatedJob, failingJob);
+        fs.mkdirSync(jobFile);
+        fs.writeFileSync(path.join(jobFile, "blocked"), "the analysis of this step fails\n");
+
+        const failed = await deploy("deploy (fails, rolls back)");
+        assert.equal(failed.code, 1, failed.out);
+        const summary = failed.out.slice(failed.out.indexOf("==== deploy summary"));
+        process.stdout.write(`${summary.split("\n").map((l) => `      ${l}`).join("\n")}\n`);
+        assert.match(summary, /deploy local: FAILED after [\d.]+ s: /);
+        assert.match(summary, /restored apps\.api\.canary\.weight: "?50"? -> "?25"?/);
+        const seconds = Number(/rolled back in ([\d.]+) s \(failure to restored traffic\); re-ran (api-analysis-[0-9a-f]{8}): passed/.exec(summary)?.[1]);
+        assert.ok(seconds > 0, summary);
+        timings["failure to restored traffic"] = seconds;
+        assert.match(summary, new RegExp(`re-ran ${validatedJob}: passed`));
+
+        // Traffic is exactly where it was: every manifest as after the validated deploy.
+        const now = manifests(out);
+        assert.equal(now.get("Deployment/api-canary")!.doc.spec.replicas, 1);
+        assert.equal(now.get("Deployment/api-stable")!.doc.spec.replicas, 3);
+        assert.deepEqual([...now.keys()].sort(), [...validated.keys()].sort());
+        for (const [k, v] of validated) assert.deepStrictEqual(now.get(k)!.doc, v.doc, `${k} differs from the validated release`);
+        assert.equal(String(stackConfig()["platform:apps"].api.canary.weight), "25");
+        assert.deepEqual(JSON.parse(pulumi(["stack", "output", "apps", "--json"])).api.traffic, { stable: 75, canary: 25, approximate: true, requestedWeight: 25 });
+
+        const events = receiver.received.map((m) => (m.text as string).split(":")[0]);
+        assert.deepEqual(events, ["[local] deploy started", "[local] deploy succeeded", "[local] deploy started", "[local] deploy FAILED", "[local] automatic ROLLBACK done"]);
+        assert.ok(!failed.out.includes(receiver.secretPath), "the webhook URL must never be printed");
+    });
+});
