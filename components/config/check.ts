@@ -62,8 +62,13 @@ interface StringRule {
 }
 
 export function string(p: Problems, path: string, value: unknown, rule: StringRule = {}): string | undefined {
-    if (value === undefined || value === "") {
+    if (value === undefined) {
         if (rule.required) p.add(path, `is required${rule.means ? ` (${rule.means})` : ""}`);
+        return undefined;
+    }
+    // "" is what `pulumi config set <key> ""` stores: a value, never a way to unset a key.
+    if (value === "") {
+        p.add(path, `must not be empty${rule.means ? ` (${rule.means})` : ""}; remove the key to leave it unset`, value);
         return undefined;
     }
     if (typeof value !== "string") {
