@@ -29,7 +29,7 @@ const invalid: [string, Record<string, unknown>, string][] = [
         "platform:apps.api.canary.canary is required when apps.api.canary.weight is above 0"],
     ["unknown colour", { "platform:apps.web.blueGreen.activeColor": "red" }, 'platform:apps.web.blueGreen.activeColor must be one of "blue", "green" (got "red")'],
     ["key of another strategy", { "platform:apps.worker.canary": { stable: "1.0.0", weight: 0 } }, 'platform:apps.worker.canary is only used with strategy "canary"'],
-    ["bad cron", { "platform:postgres.backup": { schedule: "every night" } }, 'platform:postgres.backup.schedule must be a five-field cron expression such as "15 2 * * *" (got "every night")'],
+    ["bad cron", { "platform:postgres.backup": { schedule: "every night" } }, 'platform:postgres.backup.schedule must be a five-field cron expression such as "15 2 * * *" that Kubernetes accepts'],
     ["a backup before migrations with backups off", { "platform:postgres.backup": { enabled: false, beforeMigrations: true } },
         "platform:postgres.backup.beforeMigrations needs platform:postgres.backup.enabled: true (it runs the daily backup as a Job) (got true)"],
     ["gcs backups without Google Cloud", { "platform:redis.backup": { destination: "gcs" } },

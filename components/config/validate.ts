@@ -1,4 +1,3 @@
-import { CronExpressionParser } from "cron-parser";
 import {
     Problems, boolean, imageVersion, integer, isObject, object, oneOf, patterns, requiredObject, string, stringList,
 } from "./check";
@@ -7,6 +6,7 @@ import {
     PostgresConfig, RedisConfig, Resources, RoutingConfig, StackConfig, Tier,
 } from "./types";
 import { buildTargetOf, builtImageRepository } from "../plan/images";
+import { cronProblem } from "./cron";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -133,16 +133,8 @@ function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, s
 function cron(p: Problems, path: string, value: unknown, fallback: string): string {
     const text = string(p, path, value);
     if (text === undefined) return fallback;
-    const fields = text.trim().split(/\s+/);
-    let ok = fields.length === 5;
-    if (ok) {
-        try {
-            CronExpressionParser.parse(text);
-        } catch {
-            ok = false;
-        }
-    }
-    if (!ok) p.add(path, "must be a five-field cron expression such as \"15 2 * * *\"", value);
+    const problem = cronProblem(text);
+    if (problem) p.add(path, `must be a five-field cron expression such as "15 2 * * *" that Kubernetes accepts (no seconds, ?, L, W or #; weekdays 0-6): ${problem}`, value);
     return text;
 }
 
