@@ -11,7 +11,7 @@ const invalid: [string, Record<string, unknown>, string][] = [
         'platform:apps.worker.strategy must be one of "rolling", "blueGreen", "canary" (got "bluegreen")'],
     ["negative replicas", { "platform:apps.api.replicas": -2 }, "platform:apps.api.replicas must be an integer from 1 to 1000 (got -2)"],
     ["fractional replicas", { "platform:apps.api.replicas": 1.5 }, "platform:apps.api.replicas must be an integer from 1 to 1000 (got 1.5)"],
-    ["storage in words", { "platform:postgres.storage": "20 gigs" }, 'platform:postgres.storage must be a Kubernetes quantity such as 20Gi (got "20 gigs")'],
+    ["storage in words", { "platform:postgres.storage": "20 gigs" }, 'platform:postgres.storage must be a size in bytes such as 20Gi (at least 1Mi) (got "20 gigs")'],
     ["missing image", { "platform:apps.worker.image": undefined }, "platform:apps.worker.image is required"],
     ["image with a tag", { "platform:apps.worker.image": "registry.local/acme/worker:2.7.0" }, "platform:apps.worker.image must be an image repository without tag or digest"],
     ["unknown data service", { "platform:apps.api.uses": ["postgres", "mysql"] }, 'platform:apps.api.uses[1] must be one of "postgres", "redis" (got "mysql")'],

@@ -3,10 +3,11 @@ import {
 } from "./check";
 import {
     AppConfig, AutoscalingConfig, BackupConfig, BlueGreenConfig, BuildConfig, CanaryConfig, DataService, GcpConfig,
-    PostgresConfig, RedisConfig, Resources, RoutingConfig, StackConfig, Tier,
+    PostgresConfig, RedisConfig, RoutingConfig, StackConfig, Tier,
 } from "./types";
 import { buildTargetOf, builtImageRepository } from "../plan/images";
 import { cronProblem } from "./cron";
+import { storageSize, validateResources } from "./quantities";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -19,7 +20,6 @@ export class ConfigError extends Error {
 
 const TOP_LEVEL_KEYS = ["tier", "namespace", "kubernetes", "gcp", "postgres", "redis", "apps"] as const;
 const TIERS: readonly Tier[] = ["local", "staging", "production"];
-const RESOURCE_KEYS = ["requests", "limits"];
 const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
@@ -93,18 +93,6 @@ function validateGcp(p: Problems, value: unknown, raw: Record<string, unknown>):
     return { enabled, project, region, keepImageVersions };
 }
 
-function validateResources(p: Problems, path: string, value: unknown, defaults: Resources): Resources {
-    const r = object(p, path, value, RESOURCE_KEYS);
-    if (!r) return defaults;
-    const side = (name: "requests" | "limits") => {
-        const s = object(p, `${path}.${name}`, r[name], ["cpu", "memory"]) ?? {};
-        const quantity = (k: "cpu" | "memory") =>
-            string(p, `${path}.${name}.${k}`, s[k], { pattern: patterns.quantity, means: "a Kubernetes quantity such as 250m or 512Mi" }) ?? defaults[name][k];
-        return { cpu: quantity("cpu"), memory: quantity("memory") };
-    };
-    return { requests: side("requests"), limits: side("limits") };
-}
-
 function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, service: DataService, gcp: GcpConfig): BackupConfig {
     const b = object(p, path, value, service === "postgres" ? BACKUP_KEYS : BACKUP_KEYS.filter((k) => k !== "beforeMigrations")) ?? {};
     const defaultDestination = tier === "production" ? "gcs" : "pvc";
@@ -124,7 +112,7 @@ function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, s
         keepWeekly: integer(p, `${path}.keepWeekly`, b.keepWeekly, 0, 520, 4) ?? 4,
         keepMonthly: integer(p, `${path}.keepMonthly`, b.keepMonthly, 0, 240, 0) ?? 0,
         destination,
-        storage: string(p, `${path}.storage`, b.storage, { pattern: patterns.quantity, means: "a Kubernetes quantity such as 50Gi" }) ?? "50Gi",
+        storage: storageSize(p, `${path}.storage`, b.storage, { example: "50Gi" }) ?? "50Gi",
         restoreDrill: { schedule: cron(p, `${path}.restoreDrill.schedule`, drill.schedule, service === "postgres" ? "0 5 1 * *" : "30 5 1 * *") },
         beforeMigrations: boolean(p, `${path}.beforeMigrations`, b.beforeMigrations, tier === "production") ?? false,
     };
@@ -160,7 +148,7 @@ function validatePostgres(p: Problems, value: unknown, tier: Tier, gcp: GcpConfi
     return {
         mode,
         version,
-        storage: string(p, "postgres.storage", v.storage, { required: mode === "incluster", pattern: patterns.quantity, means: "a Kubernetes quantity such as 20Gi" }) ?? "20Gi",
+        storage: storageSize(p, "postgres.storage", v.storage, { required: mode === "incluster", example: "20Gi" }) ?? "20Gi",
         storageClass: string(p, "postgres.storageClass", v.storageClass, { pattern: patterns.dnsSubdomain, means: "a StorageClass name" }),
         resources: validateResources(p, "postgres.resources", v.resources, {
             requests: { cpu: "250m", memory: "512Mi" }, limits: { cpu: "1", memory: "1Gi" },
@@ -198,7 +186,7 @@ function validateRedis(p: Problems, value: unknown, tier: Tier, gcp: GcpConfig):
             required: true, pattern: /^[6-8](\.[0-9]+){0,2}$/, means: "a Redis version from 6 to 8, e.g. \"7.2\"",
         }) ?? "7.2",
         persistence: boolean(p, "redis.persistence", v.persistence, true) ?? true,
-        storage: string(p, "redis.storage", v.storage, { required: mode === "incluster", pattern: patterns.quantity, means: "a Kubernetes quantity such as 5Gi" }) ?? "5Gi",
+        storage: storageSize(p, "redis.storage", v.storage, { required: mode === "incluster", example: "5Gi" }) ?? "5Gi",
         storageClass: string(p, "redis.storageClass", v.storageClass, { pattern: patterns.dnsSubdomain, means: "a StorageClass name" }),
         resources: validateResources(p, "redis.resources", v.resources, {
             requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "500m", memory: "512Mi" },
