@@ -8,6 +8,7 @@ import {
 import { buildTargetOf, builtImageRepository } from "../plan/images";
 import { cronProblem } from "./cron";
 import { storageSize, validateResources } from "./quantities";
+import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -77,6 +78,7 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const redis = validateRedis(p, get("redis"), tier, gcp);
     const apps = validateApps(p, get("apps"));
     validateBuilds(p, apps, gcp, namespace);
+    validateRouteClaims(p, apps);
 
     if (!p.empty) throw new ConfigError(p.list);
     return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps };
@@ -335,7 +337,18 @@ function validateRouting(p: Problems, path: string, value: unknown, strategy: Ap
     if (kind === "replicas" && strategy !== "canary") {
         p.add(`${path}.kind`, "can be \"replicas\" only for a canary app; use \"gateway\" or \"nginx\"", kind);
     }
-    const host = string(p, `${path}.host`, v.host, { pattern: patterns.hostname, means: "a DNS host name such as api.example.com" });
+    let host = string(p, `${path}.host`, v.host, { pattern: patterns.hostname, means: "a DNS host name such as api.example.com" });
+    const badHost = host && hostProblem(host);
+    if (badHost) {
+        p.add(`${path}.host`, badHost, host);
+        host = undefined;
+    }
+    let routePath = string(p, `${path}.path`, v.path, { pattern: patterns.httpPath, means: "an HTTP path prefix starting with /" });
+    const badPath = routePath && pathProblem(routePath);
+    if (badPath) {
+        p.add(`${path}.path`, `${badPath} (Ingress and Gateway API refuse it)`, routePath);
+        routePath = undefined;
+    }
     if (kind !== "replicas" && !host && v.host === undefined) {
         p.add(`${path}.host`, `is required when ${path}.kind is "${kind}"`);
     }
@@ -356,7 +369,7 @@ function validateRouting(p: Problems, path: string, value: unknown, strategy: Ap
     return {
         kind,
         host,
-        path: string(p, `${path}.path`, v.path, { pattern: patterns.httpPath, means: "an HTTP path prefix starting with /" }) ?? "/",
+        path: routePath ?? "/",
         gateway,
         ingressClassName: string(p, `${path}.ingressClassName`, v.ingressClassName, { pattern: patterns.dnsSubdomain, means: "an IngressClass name" }) ?? "nginx",
     };
