@@ -9,6 +9,7 @@ import { buildTargetOf, builtImageRepository } from "../plan/images";
 import { cronProblem } from "./cron";
 import { storageSize, validateResources } from "./quantities";
 import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
+import { validateGeneratedNames } from "./names";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -79,6 +80,7 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const apps = validateApps(p, get("apps"));
     validateBuilds(p, apps, gcp, namespace);
     validateRouteClaims(p, apps);
+    validateGeneratedNames(p, apps, postgres);
 
     if (!p.empty) throw new ConfigError(p.list);
     return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps };
