@@ -68,18 +68,11 @@ export function cronProblem(schedule: string): string | undefined {
     return undefined;
 }
 
-/** Whether a valid schedule runs at least once on every day of the year. */
+/**
+ * Whether a schedule plainly runs every day: day of month, month and day of week all `*`. The
+ * policy pack applies the same rule to programs other than this one (policy/policies.ts).
+ */
 export function runsEveryDay(schedule: string): boolean {
     const parts = schedule.trim().split(/\s+/);
-    if (cronProblem(schedule) !== undefined) return false;
-    const dom = field(parts[2], FIELDS[2]) as Set<number>;
-    const month = field(parts[3], FIELDS[3]) as Set<number>;
-    const dow = field(parts[4], FIELDS[4]) as Set<number>;
-    // cron runs when day of month OR day of week matches if both are restricted, else the restricted one.
-    const all = (s: Set<number>, f: Field) => s.size === f.max - f.min + 1;
-    const domStar = parts[2].startsWith("*");
-    const dowStar = parts[4].startsWith("*");
-    const everyDay = domStar && dowStar ? all(dom, FIELDS[2]) && all(dow, FIELDS[4])
-        : domStar ? all(dow, FIELDS[4]) : dowStar ? all(dom, FIELDS[2]) : all(dom, FIELDS[2]) || all(dow, FIELDS[4]);
-    return everyDay && all(month, FIELDS[3]);
+    return cronProblem(schedule) === undefined && parts[2] === "*" && parts[3] === "*" && parts[4] === "*";
 }

@@ -10,6 +10,7 @@ import { cronProblem } from "./cron";
 import { storageSize, validateResources } from "./quantities";
 import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
 import { validateGeneratedNames } from "./names";
+import { validateProductionData } from "./production";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -25,7 +26,7 @@ const TIERS: readonly Tier[] = ["local", "staging", "production"];
 const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
-    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build",
+    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build"
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -81,6 +82,7 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     validateBuilds(p, apps, gcp, namespace);
     validateRouteClaims(p, apps);
     validateGeneratedNames(p, apps, postgres);
+    validateProductionData(p, tier, postgres, redis);
 
     if (!p.empty) throw new ConfigError(p.list);
     return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps };
