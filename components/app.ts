@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { DataService } from "./config/types";
+import { AppConfig, DataService } from "./config/types";
 import { metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT } from "./kube";
 import { Backup } from "./backup";
 import { preMigrationBackupName } from "./plan/backup";
@@ -150,7 +150,7 @@ export class AppRelease extends pulumi.ComponentResource {
                 // Capacity first inside a track as well: new pods are ready before old ones go.
                 strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
                 template: {
-                    metadata: { labels: podLabels },
+                    metadata: { labels: podLabels, ...mutableTagAnnotation(app) },
                     spec: {
                         securityContext: restrictedPodSecurity(APP_UID),
                         automountServiceAccountToken: false,
@@ -218,7 +218,7 @@ export class AppRelease extends pulumi.ComponentResource {
                 backoffLimit: purpose === "migration" ? 1 : 2,
                 activeDeadlineSeconds: purpose === "migration" ? 1800 : 300,
                 template: {
-                    metadata: { labels: { ...labels, ...usesLabels } },
+                    metadata: { labels: { ...labels, ...usesLabels }, ...mutableTagAnnotation(app) },
                     spec: {
                         restartPolicy: "Never",
                         securityContext: restrictedPodSecurity(APP_UID),
@@ -244,3 +244,6 @@ function imageOf(args: AppReleaseArgs, track: string, planned: string): pulumi.I
     const own = args.plan.tracks.find((t) => t.track === track)?.image;
     return built && built.track === track && planned === own ? built.image : planned;
 }
+
+/** An app that opted in to moving tags says so on its pods, where the policy pack looks. */
+const mutableTagAnnotation = (app: AppConfig) => (app.allowMutableTags ? { annotations: { "platform.dev/mutable-tag": "allowed" } } : {});

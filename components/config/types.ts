@@ -105,6 +105,8 @@ export interface AppConfig {
     smokeTest?: { command: string[] };
     autoscaling?: AutoscalingConfig;
     build?: BuildConfig;
+    /** Deploy tags registries move (main, stable, …) knowingly; pods are annotated so the policy pack lets them pass. */
+    allowMutableTags?: boolean;
 }
 
 export interface GcpConfig {

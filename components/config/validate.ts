@@ -11,6 +11,7 @@ import { storageSize, validateResources } from "./quantities";
 import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
 import { validateGeneratedNames } from "./names";
 import { validateProductionData } from "./production";
+import { validateMutableTags } from "./versions";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -26,7 +27,7 @@ const TIERS: readonly Tier[] = ["local", "staging", "production"];
 const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
-    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build"
+    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "allowMutableTags",
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -284,6 +285,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     } else if (strategy === "canary") {
         app.canary = validateCanary(p, `${path}.canary`, v.canary, replicas);
     }
+    app.allowMutableTags = validateMutableTags(p, path, app, v.allowMutableTags);
     app.routing = validateRouting(p, `${path}.routing`, v.routing, strategy);
     const mig = object(p, `${path}.migrations`, v.migrations, ["command"]);
     if (mig) app.migrations = { command: stringList(p, `${path}.migrations.command`, mig.command, { required: true, minItems: 1 }) ?? [] };
