@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AppConfig, DataService } from "./config/types";
-import { metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT } from "./kube";
+import { metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT, TMP_MOUNT, TMP_VOLUME } from "./kube";
 import { Backup } from "./backup";
 import { preMigrationBackupName } from "./plan/backup";
 import { AppPlan, JobPlan, migrationFor, TrackPlan } from "./plan/apps";
@@ -165,12 +165,14 @@ export class AppRelease extends pulumi.ComponentResource {
                             env,
                             resources: resources(app.resources),
                             securityContext: restrictedContainerSecurity,
+                            volumeMounts: [TMP_MOUNT],
                             startupProbe: { httpGet: http, periodSeconds: 2, failureThreshold: 60 },
                             readinessProbe: { httpGet: http, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
                             livenessProbe: { httpGet: http, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
                             // Endpoints are removed asynchronously; keep serving while load balancers catch up.
                             lifecycle: { preStop: { sleep: { seconds: 10 } } },
                         }],
+                        volumes: [TMP_VOLUME],
                     },
                 },
             },
@@ -230,7 +232,9 @@ export class AppRelease extends pulumi.ComponentResource {
                             env,
                             resources: resources(app.resources),
                             securityContext: restrictedContainerSecurity,
+                            volumeMounts: [TMP_MOUNT],
                         }],
+                        volumes: [TMP_VOLUME],
                     },
                 },
             },

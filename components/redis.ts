@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { RedisConfig } from "./config/types";
-import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, volumeClaimSpec } from "./kube";
+import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, TMP_MOUNT, TMP_VOLUME, volumeClaimSpec } from "./kube";
 import { LABEL_TIER, selectorLabels } from "./plan/names";
 import { Connection } from "./postgres";
 
@@ -98,9 +98,11 @@ save ${config.persistence ? "3600 1 300 100 60 10000" : '""'}
                             volumeMounts: [
                                 { name: "data", mountPath: "/data" },
                                 { name: "config", mountPath: "/etc/redis", readOnly: true },
+                                TMP_MOUNT,
                             ],
                         }],
                         volumes: [
+                            TMP_VOLUME,
                             { name: "config", secret: { secretName: secret.metadata.name, items: [{ key: "redis.conf", path: "redis.conf" }], defaultMode: 0o440 } },
                         ],
                     },
