@@ -6,7 +6,9 @@ import { Cloud } from "./cloud";
 import { DataService } from "./config/types";
 import { metadata } from "./kube";
 import { EnvironmentPlan } from "./plan/environment";
-import { LABEL_TIER } from "./plan/names";
+import { LABEL_TIER, selectorLabels } from "./plan/names";
+import { planNetwork } from "./plan/network";
+import { NetworkPolicies } from "./network";
 import { Connection, Postgres, postgresImage } from "./postgres";
 import { Redis, redisImage } from "./redis";
 
@@ -100,6 +102,15 @@ export class Environment extends pulumi.ComponentResource {
                 builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration,
             }, child);
         }
+
+        // Deny by default; each workload reaches and is reached by exactly what it needs.
+        new NetworkPolicies("network", {
+            plans: planNetwork(plan), namespace: this.namespace, labels: plan.labels, connections,
+            dataPods: {
+                ...(cloud?.postgres ? {} : { postgres: selectorLabels("postgres", config.stack) }),
+                ...(cloud?.redis ? {} : { redis: selectorLabels("redis", config.stack) }),
+            },
+        }, child);
 
         this.outputs = {
             namespace: plan.namespace,

@@ -80,7 +80,7 @@ describe("invalid config", () => {
 
     it("rejects random misspelled app keys (property)", () => {
         const base = readStackFile("local");
-        const known = ["image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag", "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build"];
+        const known = ["image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag", "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "allowMutableTags", "calls", "egressCidrs"];
         fc.assert(fc.property(fc.stringMatching(/^[a-zA-Z]{1,12}$/).filter((k) => !known.includes(k)), (key) => {
             assert.throws(() => validateConfig(setPath(base, `platform:apps.worker.${key}`, 1), "local"),
                 (e: Error) => e instanceof ConfigError && e.problems.some((p) => p.startsWith(`platform:apps.worker.${key} is not a known key`)));

@@ -13,7 +13,8 @@ const DATA_OBJECTS: [string, string][] = [
         ["Service", s], ["Service", `${s}-headless`], ["PodDisruptionBudget", s], ["NetworkPolicy", `${s}-allow-clients`],
         ["Job", `${s}-backup`], ["CronJob", `${s}-backup`], ["CronJob", `${s}-restore-drill`],
     ]),
-    ["NetworkPolicy", "data-default-deny"],
+    ["NetworkPolicy", "data-default-deny"], ["NetworkPolicy", "default-deny"], ["NetworkPolicy", "allow-dns"],
+    ["NetworkPolicy", "postgres-backup"], ["NetworkPolicy", "redis-backup"],
 ];
 const DATA_LABELS = ["postgres", "redis", "postgres-backup", "redis-backup"];
 
@@ -52,6 +53,10 @@ export function generatedNames(app: AppConfig, backupBeforeMigrations: boolean):
         add("Ingress", app.name);
         if (plan.route.backends.length > 1) add("Ingress", `${app.name}-canary`);
     }
+    // NetworkPolicies (plan/network.ts): the app's pods, its migration and smoke-test pods.
+    add("NetworkPolicy", app.name);
+    if (plan.migrations.length) add("NetworkPolicy", `${app.name}-migration`);
+    if (plan.smokeTests.length) add("NetworkPolicy", `${app.name}-smoke-test`);
     return { objects, labels: [app.name, `${app.name}-migration`, `${app.name}-smoke-test`] };
 }
 

@@ -65,8 +65,17 @@ export interface CanaryConfig {
     canaryReplicas?: number;
 }
 
+export interface NetworkConfig {
+    /** Apps this app connects to: their pods admit it, and its egress reaches them. */
+    calls: string[];
+    /** Address blocks outside the cluster this app may connect to (everything else is denied). */
+    egressCidrs: string[];
+}
+
 export interface RoutingConfig {
     kind: RoutingKind;
+    /** Where the router's traffic to the app's pods comes from (the only outside source admitted). */
+    from: { namespaces: string[]; cidrs: string[] };
     host?: string;
     path: string;
     gateway?: { name: string; namespace: string };
@@ -107,6 +116,7 @@ export interface AppConfig {
     build?: BuildConfig;
     /** Deploy tags registries move (main, stable, …) knowingly; pods are annotated so the policy pack lets them pass. */
     allowMutableTags?: boolean;
+    network: NetworkConfig;
 }
 
 export interface GcpConfig {

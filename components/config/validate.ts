@@ -10,6 +10,7 @@ import { cronProblem } from "./cron";
 import { storageSize, validateResources } from "./quantities";
 import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
 import { validateGeneratedNames } from "./names";
+import { validateAppNetwork, validateCalls, validateRouterSources } from "./network";
 import { validateProductionData } from "./production";
 import { validateMutableTags } from "./versions";
 
@@ -28,6 +29,7 @@ const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMont
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
     "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "allowMutableTags",
+    "calls", "egressCidrs",
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -82,6 +84,7 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const apps = validateApps(p, get("apps"));
     validateBuilds(p, apps, gcp, namespace);
     validateRouteClaims(p, apps);
+    validateCalls(p, apps);
     validateGeneratedNames(p, apps, postgres);
     validateProductionData(p, tier, postgres, redis);
 
@@ -276,6 +279,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
         env,
         uses,
         strategy: strategy ?? "rolling",
+        network: validateAppNetwork(p, path, v),
     };
 
     if (strategy === "rolling") {
@@ -338,7 +342,7 @@ function validateCanary(p: Problems, path: string, value: unknown, replicas: num
 
 function validateRouting(p: Problems, path: string, value: unknown, strategy: AppConfig["strategy"] | undefined): RoutingConfig | undefined {
     if (value === undefined && strategy !== "canary") return undefined;
-    const v = object(p, path, value, ["kind", "host", "path", "gateway", "ingressClassName"]) ?? {};
+    const v = object(p, path, value, ["kind", "host", "path", "gateway", "ingressClassName", "from"]) ?? {};
     const kind = oneOf(p, `${path}.kind`, v.kind, ["gateway", "nginx", "replicas"] as const, "gateway") ?? "gateway";
     if (kind === "replicas" && strategy !== "canary") {
         p.add(`${path}.kind`, "can be \"replicas\" only for a canary app; use \"gateway\" or \"nginx\"", kind);
@@ -374,6 +378,7 @@ function validateRouting(p: Problems, path: string, value: unknown, strategy: Ap
     }
     return {
         kind,
+        from: validateRouterSources(p, `${path}.from`, v.from, kind, gateway?.namespace),
         host,
         path: routePath ?? "/",
         gateway,
