@@ -57,8 +57,9 @@ export function workflowProblems(wf: Workflow): string[] {
         if (perms["pull-requests"] === "write" && !commenting) problems.push(`job ${name} may write pull requests but comments nothing`);
         if (commenting && perms["pull-requests"] !== "write") problems.push(`job ${name} comments on the PR without pull-requests: write`);
         for (const step of job.steps ?? []) {
-            if (step.uses && !step.uses.startsWith("./") && !/@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/.test(step.uses)) {
-                problems.push(`job ${name} uses ${step.uses} without pinning a version`);
+            // A tag can be moved to other code; a commit cannot (the tag goes in a comment).
+            if (step.uses && !step.uses.startsWith("./") && !/@[0-9a-f]{40}$/.test(step.uses)) {
+                problems.push(`job ${name} uses ${step.uses} without pinning a commit SHA`);
             }
             if (step.run && /\$\{\{\s*secrets\./.test(step.run)) problems.push(`job ${name} puts a secret into a shell command (${step.name ?? step.run.slice(0, 30)})`);
         }
@@ -120,13 +121,25 @@ describe("CI workflows", () => {
         assert.match(mutate((wf) => ((wf.jobs.up.concurrency as any)["cancel-in-progress"] = true)), /may cancel an update in progress/);
         assert.match(mutate((wf) => delete wf.permissions), /no top-level permissions/);
         assert.match(mutate((wf) => (wf.jobs.up.permissions = { contents: "write", "id-token": "write" })), /may write contents/);
-        assert.match(mutate((wf) => (wf.jobs.up.steps!.find((s) => s.uses?.startsWith("actions/checkout"))!.uses = "actions/checkout@main")), /without pinning a version/);
+        assert.match(mutate((wf) => (wf.jobs.up.steps!.find((s) => s.uses?.startsWith("actions/checkout"))!.uses = "actions/checkout@main")), /without pinning a commit SHA/);
+        assert.match(mutate((wf) => (wf.jobs.up.steps!.find((s) => s.uses?.startsWith("actions/checkout"))!.uses = "actions/checkout@v4")), /without pinning a commit SHA/);
         assert.match(mutate((wf) => wf.jobs.up.steps!.push({ run: "echo ${{ secrets.PULUMI_ACCESS_TOKEN }}" })), /secret into a shell command/);
         assert.match(mutate((wf) => delete wf.jobs.up.environment), /outside a GitHub environment/);
         assert.match(mutate((wf) => (wf.jobs.up.needs = [])), /before the checks pass/);
         assert.match(mutate((wf) => delete pulumiSteps(wf.jobs.up)[0].with!.policyPacks), /without the policy pack/);
         assert.match(mutate((wf) => delete wf.jobs.up.steps!.find((s) => s.uses?.startsWith("google-github-actions/auth@"))!.with!.workload_identity_provider), /without Workload Identity Federation/);
         assert.match(mutate((wf) => delete wf.jobs.up["runs-on"]), /has no runs-on/);
+    });
+
+    it("every external action is pinned by commit SHA with its release tag in a comment", () => {
+        let pinned = 0;
+        for (const file of FILES) {
+            for (const line of fs.readFileSync(path.join(DIR, file), "utf8").split("\n").filter((l) => /^\s*(- )?uses:/.test(l) && !l.includes("./"))) {
+                assert.match(line, /uses: [\w.-]+\/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$/, `${file}: ${line.trim()}`);
+                pinned++;
+            }
+        }
+        assert.ok(pinned >= 10);
     });
 
     it("pull-request previews hold only read-only credentials (a *-preview environment, the preview token)", () => {
