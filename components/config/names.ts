@@ -15,8 +15,9 @@ const DATA_OBJECTS: [string, string][] = [
     ]),
     ["NetworkPolicy", "data-default-deny"], ["NetworkPolicy", "default-deny"], ["NetworkPolicy", "allow-dns"],
     ["NetworkPolicy", "postgres-backup"], ["NetworkPolicy", "redis-backup"],
+    ["NetworkPolicy", "postgres-restore-drill"], ["NetworkPolicy", "redis-restore-drill"],
 ];
-const DATA_LABELS = ["postgres", "redis", "postgres-backup", "redis-backup"];
+const DATA_LABELS = ["postgres", "redis", "postgres-backup", "redis-backup", "postgres-restore-drill", "redis-restore-drill"];
 
 /** Kubernetes limits: 63 for names that become labels or DNS labels, 52 for CronJobs (Job names get 11 more). */
 export const NAME_LIMIT: Record<string, number> = { CronJob: 52 };

@@ -24,6 +24,8 @@ export interface BackupConfig {
     restoreDrill: { schedule: string };
     /** Postgres only: take a verified backup before any migration Job runs. */
     beforeMigrations: boolean;
+    /** gcs only: a bucket retention policy (no deletion before `days`), locked only when `locked`. */
+    retention?: { days: number; locked: boolean };
 }
 
 export interface PostgresConfig {

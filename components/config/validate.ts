@@ -13,6 +13,7 @@ import { validateGeneratedNames } from "./names";
 import { validateAppNetwork, validateCalls, validateRouterSources } from "./network";
 import { validateProductionData } from "./production";
 import { validateMutableTags } from "./versions";
+import { validateBucketRetention } from "./backups";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -25,7 +26,7 @@ export class ConfigError extends Error {
 
 const TOP_LEVEL_KEYS = ["tier", "namespace", "kubernetes", "gcp", "postgres", "redis", "apps"] as const;
 const TIERS: readonly Tier[] = ["local", "staging", "production"];
-const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations"];
+const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations", "retention"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
     "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "allowMutableTags",
@@ -115,16 +116,18 @@ function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, s
     if (b.beforeMigrations === true && !enabled) {
         p.add(`${path}.beforeMigrations`, `needs platform:${path}.enabled: true (it runs the daily backup as a Job)`, true);
     }
+    const keepDaily = integer(p, `${path}.keepDaily`, b.keepDaily, 0, 366, 7) ?? 7;
     return {
         enabled,
         schedule: cron(p, `${path}.schedule`, b.schedule, service === "postgres" ? "15 2 * * *" : "45 2 * * *"),
-        keepDaily: integer(p, `${path}.keepDaily`, b.keepDaily, 0, 366, 7) ?? 7,
+        keepDaily,
         keepWeekly: integer(p, `${path}.keepWeekly`, b.keepWeekly, 0, 520, 4) ?? 4,
         keepMonthly: integer(p, `${path}.keepMonthly`, b.keepMonthly, 0, 240, 0) ?? 0,
         destination,
         storage: storageSize(p, `${path}.storage`, b.storage, { example: "50Gi" }) ?? "50Gi",
         restoreDrill: { schedule: cron(p, `${path}.restoreDrill.schedule`, drill.schedule, service === "postgres" ? "0 5 1 * *" : "30 5 1 * *") },
         beforeMigrations: boolean(p, `${path}.beforeMigrations`, b.beforeMigrations, tier === "production") ?? false,
+        retention: validateBucketRetention(p, `${path}.retention`, b.retention, destination, keepDaily),
     };
 }
 

@@ -94,13 +94,19 @@ export function planNetwork(env: EnvironmentPlan): NetworkPolicyPlan[] {
         const backedUp = c.backup.enabled && (kind === "postgres" || config.redis.mode === "incluster");
         if (!backedUp) continue;
         const gcs = c.backup.destination === "gcs";
+        const google: Rule[] = [{ peers: [{ cidr: METADATA_SERVER }], ports: tcp(80, 988) }, { peers: [GOOGLE_APIS], ports: tcp(443) }];
         plans.push({
             name: `${kind}-backup`, pods: selectorLabels(`${kind}-backup`, stack), types: ["Ingress", "Egress"], ingress: [],
             egress: [
                 ...dataRules([kind]),
                 // Only the gcs form needs Google: tokens from the metadata server, then the Storage API.
-                ...(gcs ? [{ peers: [{ cidr: METADATA_SERVER }], ports: tcp(80, 988) }, { peers: [GOOGLE_APIS], ports: tcp(443) }] : []),
+                ...(gcs ? google : []),
             ],
+        });
+        // The restore drill reads backups and restores them into a scratch server: no data service.
+        plans.push({
+            name: `${kind}-restore-drill`, pods: selectorLabels(`${kind}-restore-drill`, stack), types: ["Ingress", "Egress"], ingress: [],
+            egress: gcs ? google : [],
         });
     }
     return plans;
