@@ -124,7 +124,8 @@ export class AppRelease extends pulumi.ComponentResource {
             replicas: Object.fromEntries(plan.tracks.map((t) => [t.track, t.autoscaled ? `autoscaled ${app.autoscaling!.minReplicas}-${app.autoscaling!.maxReplicas}` : t.replicas])),
             traffic: plan.traffic,
             services: Object.fromEntries(plan.services.map((s) => [s.role === "track" ? s.track! : s.role, svcHost(s.name)])),
-            ...(plan.route ? { url: `https://${plan.route.host}${plan.route.path}` } : {}),
+            // https only where TLS is configured: an advertised https URL must not lead to a plain listener.
+            ...(plan.route ? { url: `${plan.route.tls ? "https" : "http"}://${plan.route.host}${plan.route.path}` } : {}),
             commands: plan.commands,
         };
         this.registerOutputs(this.outputs);

@@ -82,6 +82,8 @@ export interface RoutingConfig {
     path: string;
     gateway?: { name: string; namespace: string };
     ingressClassName: string;
+    /** nginx: the certificate Secret (issued by cert-manager when an issuer is named); gateway: the HTTPS listener. */
+    tls?: { secretName?: string; issuer?: string; clusterIssuer?: string; listener?: string };
 }
 
 export interface AutoscalingConfig {

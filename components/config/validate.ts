@@ -14,6 +14,7 @@ import { validateAppNetwork, validateCalls, validateRouterSources } from "./netw
 import { validateProductionData } from "./production";
 import { validateMutableTags } from "./versions";
 import { validateBucketRetention } from "./backups";
+import { validateTls } from "./tls";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -345,7 +346,7 @@ function validateCanary(p: Problems, path: string, value: unknown, replicas: num
 
 function validateRouting(p: Problems, path: string, value: unknown, strategy: AppConfig["strategy"] | undefined): RoutingConfig | undefined {
     if (value === undefined && strategy !== "canary") return undefined;
-    const v = object(p, path, value, ["kind", "host", "path", "gateway", "ingressClassName", "from"]) ?? {};
+    const v = object(p, path, value, ["kind", "host", "path", "gateway", "ingressClassName", "from", "tls"]) ?? {};
     const kind = oneOf(p, `${path}.kind`, v.kind, ["gateway", "nginx", "replicas"] as const, "gateway") ?? "gateway";
     if (kind === "replicas" && strategy !== "canary") {
         p.add(`${path}.kind`, "can be \"replicas\" only for a canary app; use \"gateway\" or \"nginx\"", kind);
@@ -382,6 +383,7 @@ function validateRouting(p: Problems, path: string, value: unknown, strategy: Ap
     return {
         kind,
         from: validateRouterSources(p, `${path}.from`, v.from, kind, gateway?.namespace),
+        tls: validateTls(p, `${path}.tls`, v.tls, kind, path.split(".")[1]),
         host,
         path: routePath ?? "/",
         gateway,
