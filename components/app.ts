@@ -20,12 +20,13 @@ export interface AppReleaseArgs {
     backupBeforeMigration?: Backup;
     /** The image this stack built for the app (by digest) and the one track that runs it (plan/images.ts). */
     builtImage?: { track: string; image: pulumi.Input<string> };
+    /** curl for the default smoke test (platform:images.smokeTest). */
+    smokeTestImage: string;
 }
 
 /** Every app Service listens on this port and forwards to the container's named port "http". */
 export const SERVICE_PORT = 80;
 const APP_UID = 10001;
-const SMOKE_IMAGE = "curlimages/curl:8.11.1";
 
 /**
  * One app in one environment: its tracks (a Deployment each, with PDB and autoscaler), Services,
@@ -90,7 +91,7 @@ export class AppRelease extends pulumi.ComponentResource {
             const gate: pulumi.Resource[] = [services[t.service], this.deployments[t.track]];
             smokeJobs[t.track] = app.smokeTest
                 ? this.job(job, "smoke-test", app.smokeTest.command, [...env, { name: "SMOKE_TEST_URL", value: url }], usesLabels, args, { dependsOn: gate })
-                : this.job({ ...job, image: SMOKE_IMAGE }, "smoke-test",
+                : this.job({ ...job, image: args.smokeTestImage }, "smoke-test",
                     ["curl", "--fail", "--silent", "--show-error", "--max-time", "10", "--retry", "10", "--retry-delay", "3", "--retry-all-errors", url],
                     [], {}, args, { dependsOn: gate });
         };

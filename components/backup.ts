@@ -12,8 +12,6 @@ import { selectorLabels, usesLabel } from "./plan/names";
 // scripts/backup/README.md), mounted from a ConfigMap built from those files.
 
 const SCRIPTS_DIR = path.join(__dirname, "..", "scripts", "backup");
-/** gcloud for the gcs destination; runs as the same unprivileged uid as the database images. */
-export const CLOUD_CLI_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:502.0.0-slim";
 const BACKUP_UID = 999;
 const CREDENTIALS_DIR = "/etc/backup-credentials";
 /** The Postgres dump and verification run a scratch server beside pg_restore. */
@@ -39,6 +37,8 @@ export interface BackupArgs {
     protectData: boolean;
     /** The database image: its client tools match the server's major version. */
     image: string;
+    /** gcloud for the gcs destination (platform:images.cloudCli); runs as the database images' uid. */
+    cloudCliImage: string;
     /** Connection Secret of the service (keys host, port, username, database, password). */
     secretName: pulumi.Input<string>;
     scriptsConfigMap: pulumi.Input<string>;
@@ -233,10 +233,10 @@ export class Backup extends pulumi.ComponentResource {
         // the drill fetches with gcloud, then checks in the database image.
         this.podSpec = podSpec(gcs
             ? { initContainers: [container("dump", args.image, ["bash", `/scripts/${script}`, "dump"])],
-                containers: [container("store", CLOUD_CLI_IMAGE, ["bash", `/scripts/${script}`, "store"], STORE_RESOURCES)] }
+                containers: [container("store", args.cloudCliImage, ["bash", `/scripts/${script}`, "store"], STORE_RESOURCES)] }
             : { containers: [container("backup", args.image, ["bash", `/scripts/${script}`, "run"])] });
         const drillSpec = podSpec(gcs
-            ? { initContainers: [container("fetch", CLOUD_CLI_IMAGE, ["bash", "/scripts/restore-drill.sh", "fetch", short], STORE_RESOURCES, true)],
+            ? { initContainers: [container("fetch", args.cloudCliImage, ["bash", "/scripts/restore-drill.sh", "fetch", short], STORE_RESOURCES, true)],
                 containers: [container("check", args.image, ["bash", "/scripts/restore-drill.sh", "check", short], drillResources, true)] }
             : { containers: [container("drill", args.image, ["bash", "/scripts/restore-drill.sh", "run", short], drillResources, true)] }, true);
 

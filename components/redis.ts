@@ -13,12 +13,12 @@ export interface RedisArgs {
     stack: string;
     labels: Record<string, string>;
     config: RedisConfig;
+    /** The server image (platform:images.redis). */
+    image: string;
     protectData: boolean;
 }
 
 export const REDIS_PORT = 6379;
-/** The server image; backups use the same one, so their client tools match the server. */
-export const redisImage = (version: string) => `redis:${version}-bookworm`;
 const REDIS_UID = 999; // the redis user of the official image
 export const redisSecretName = "redis-credentials";
 
@@ -85,7 +85,7 @@ save ${config.persistence ? "3600 1 300 100 60 10000" : '""'}
                         terminationGracePeriodSeconds: 30,
                         containers: [{
                             name: "redis",
-                            image: redisImage(config.version),
+                            image: args.image,
                             command: ["redis-server", "/etc/redis/redis.conf"],
                             ports: [{ name: "redis", containerPort: REDIS_PORT }],
                             // redis-cli reads REDISCLI_AUTH, so probes authenticate without a password argument.

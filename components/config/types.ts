@@ -141,4 +141,6 @@ export interface StackConfig {
     postgres: PostgresConfig;
     redis: RedisConfig;
     apps: AppConfig[];
+    /** The platform's own images (config/images.ts). */
+    images: { postgres: string; redis: string; cloudCli: string; smokeTest: string };
 }

@@ -15,6 +15,7 @@ import { validateProductionData } from "./production";
 import { validateMutableTags } from "./versions";
 import { validateBucketRetention } from "./backups";
 import { validateTls } from "./tls";
+import { validateImages } from "./images";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -25,7 +26,7 @@ export class ConfigError extends Error {
     }
 }
 
-const TOP_LEVEL_KEYS = ["tier", "namespace", "kubernetes", "gcp", "postgres", "redis", "apps"] as const;
+const TOP_LEVEL_KEYS = ["tier", "namespace", "kubernetes", "gcp", "postgres", "redis", "apps", "images"] as const;
 const TIERS: readonly Tier[] = ["local", "staging", "production"];
 const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations", "retention"];
 const APP_KEYS = [
@@ -89,9 +90,10 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     validateCalls(p, apps);
     validateGeneratedNames(p, apps, postgres);
     validateProductionData(p, tier, postgres, redis);
+    const images = validateImages(p, get("images"), tier, postgres, redis);
 
     if (!p.empty) throw new ConfigError(p.list);
-    return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps };
+    return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps, images };
 }
 
 function validateGcp(p: Problems, value: unknown, raw: Record<string, unknown>): GcpConfig {
