@@ -28,7 +28,7 @@ const pick = <T>(...xs: T[]) => fc.constantFrom(...xs);
 
 const versions = fc.oneof(
     pick("1.4.2", "2.8.0", "v3", "2024-01-01.1", `sha256:${"ab".repeat(32)}`, `v${"9".repeat(62)}`),
-    pick("", "latest", "_build", "1.0.", "1.0-", `v${"9".repeat(63)}`, "a:b"),
+    pick("", "latest", "_build", "1.0.", "1.0-", `v${"9".repeat(63)}`, "a:b", "main", "stable", "Edge"),
     fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,70}$/),
 );
 const cpus = pick("250m", "1", "0.5", "2", "10m", "1m", "1Gi", "2k", "500Mi", "", "0", "0.0001", "1500m", "3");
@@ -82,6 +82,14 @@ const edit: fc.Arbitrary<[string, unknown]> = fc.oneof(
     fc.tuple(pick("platform:apps.api.canary.weight"), pick(0, 10, 50, 100)),
     fc.tuple(pick("platform:apps.web.blueGreen.activeColor"), pick("blue", "green")),
     fc.tuple(pick("platform:kubernetes.renderYamlToDirectory", "platform:postgres.storageClass"), pick("", "out/x", "standard")),
+    fc.tuple(app.map((a) => `platform:apps.${a}.calls`), pick([], ["api"], ["web"], ["worker", "api"], ["nope"], [""])),
+    fc.tuple(app.map((a) => `platform:apps.${a}.egressCidrs`), pick([], ["203.0.113.0/24"], ["2001:db8::/32"], ["10.0.0.0/33"], ["example.com"])),
+    fc.tuple(app.map((a) => `platform:apps.${a}.allowMutableTags`), pick<unknown>(true, false, "yes")),
+    fc.tuple(pick("platform:apps.api.routing.tls", "platform:apps.web.routing.tls"),
+        pick({ clusterIssuer: "letsencrypt" }, { secretName: "api-cert" }, { listener: "https" }, {}, { issuer: "a", clusterIssuer: "b" }, { secretName: "" })),
+    fc.tuple(pick("platform:images.smokeTest", "platform:images.postgres"),
+        pick(`curlimages/curl:8.11.1@sha256:${"c".repeat(64)}`, `postgres:16-bookworm@sha256:${"d".repeat(64)}`, "postgres:16-bookworm", `postgres:15@sha256:${"e".repeat(64)}`)),
+    fc.tuple(pick("platform:postgres.backup.retention"), pick({ days: 3 }, { days: 3, locked: true }, { days: 99 }, {})),
 );
 
 /** Configs an adversary would write: a stack file and one to four edits. */
