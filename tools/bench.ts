@@ -20,7 +20,13 @@ function generated(apps: number): Record<string, unknown> {
     const template = (config["platform:apps"] as Record<string, any>);
     const kinds = Object.values(template);
     const out: Record<string, unknown> = {};
-    for (let i = 0; i < apps; i++) out[`app${i}`] = kinds[i % kinds.length];
+    for (let i = 0; i < apps; i++) {
+        // Each copy gets a host of its own (one app per host and path) and calls no app that the copy lacks.
+        const app = structuredClone(kinds[i % kinds.length]);
+        if (app.routing?.host) app.routing.host = `app${i}.${app.routing.host}`;
+        delete app.calls;
+        out[`app${i}`] = app;
+    }
     config = setPath(config, "platform:apps", out);
     return config;
 }
