@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { AppConfig, DataService } from "./config/types";
-import { metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT, TMP_MOUNT, TMP_VOLUME } from "./kube";
+import { awaitTimeouts, metadata, REPLACE_UNREADY, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT, TMP_MOUNT, TMP_VOLUME } from "./kube";
 import { Backup } from "./backup";
 import { preMigrationBackupName } from "./plan/backup";
 import { AppPlan, JobPlan, migrationFor, TrackPlan } from "./plan/apps";
@@ -148,7 +148,8 @@ export class AppRelease extends pulumi.ComponentResource {
                 selector: { matchLabels: selector },
                 revisionHistoryLimit: 5,
                 minReadySeconds: 5,
-                progressDeadlineSeconds: 600,
+                // A release that never becomes ready is reported (and fails `pulumi up`) after this long.
+                progressDeadlineSeconds: app.rolloutTimeoutSeconds,
                 // Capacity first inside a track as well: new pods are ready before old ones go.
                 strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
                 template: {
@@ -181,9 +182,10 @@ export class AppRelease extends pulumi.ComponentResource {
         }, {
             parent: this,
             dependsOn,
+            customTimeouts: awaitTimeouts(app.rolloutTimeoutSeconds),
             // The autoscaler owns the replica count of a live autoscaled track; re-asserting it on
-            // every update would undo its work.
-            ...(t.autoscaled ? { ignoreChanges: ["spec.replicas"] } : {}),
+            // every update would undo its work. Only a track taking over traffic is sized, once.
+            ...(t.autoscaled && !t.takesOver ? { ignoreChanges: ["spec.replicas"] } : {}),
         });
         new k8s.policy.v1.PodDisruptionBudget(t.deployment, {
             metadata: metadata(t.deployment, args.namespace, trackLabels),
@@ -214,13 +216,14 @@ export class AppRelease extends pulumi.ComponentResource {
             "app.kubernetes.io/component": purpose,
             "app.kubernetes.io/version": versionLabel(j.version),
         };
+        const deadline = purpose === "migration" ? 1800 : app.rolloutTimeoutSeconds;
         return new k8s.batch.v1.Job(j.name, {
-            metadata: metadata(j.name, args.namespace, labels),
+            metadata: metadata(j.name, args.namespace, labels, REPLACE_UNREADY),
             spec: {
                 // No ttlSecondsAfterFinished: a Job deleted behind Pulumi's back would be re-created
                 // (and re-run) by the next update. The name changes with the version instead.
                 backoffLimit: purpose === "migration" ? 1 : 2,
-                activeDeadlineSeconds: purpose === "migration" ? 1800 : 300,
+                activeDeadlineSeconds: deadline,
                 template: {
                     metadata: { labels: { ...labels, ...usesLabels }, ...mutableTagAnnotation(app) },
                     spec: {
@@ -240,7 +243,7 @@ export class AppRelease extends pulumi.ComponentResource {
                     },
                 },
             },
-        }, { parent: this, ...opts });
+        }, { parent: this, customTimeouts: awaitTimeouts(deadline), ...opts });
     }
 }
 

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { BackupConfig, Resources } from "./config/types";
-import { fromSecret, metadata, restrictedContainerSecurity, restrictedPodSecurity, volumeClaimSpec } from "./kube";
+import { awaitTimeouts, fromSecret, metadata, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity, volumeClaimSpec } from "./kube";
 import { backupBucketName, bucketRetentionDays, NONCURRENT_VERSION_DAYS } from "./plan/backup";
 import { selectorLabels, usesLabel } from "./plan/names";
 
@@ -276,10 +276,11 @@ export class Backup extends pulumi.ComponentResource {
      */
     oneOffJob(jobName: string, namespace: pulumi.Input<string>, opts: pulumi.CustomResourceOptions): k8s.batch.v1.Job {
         return new k8s.batch.v1.Job(jobName, {
-            metadata: metadata(jobName, namespace, this.labels),
+            // replaceUnready: a failed backup is retried by the next `pulumi up`, not deleted by hand.
+            metadata: metadata(jobName, namespace, this.labels, REPLACE_UNREADY),
             // No ttlSecondsAfterFinished: a Job deleted behind Pulumi's back would run again on the next update.
             spec: this.jobSpec(this.podSpec, this.podLabels),
-        }, opts);
+        }, { customTimeouts: awaitTimeouts(BACKUP_DEADLINE_SECONDS), ...opts });
     }
 
     private jobSpec(spec: k8s.types.input.core.v1.PodSpec, podLabels: Record<string, string>): k8s.types.input.batch.v1.JobSpec {
@@ -287,11 +288,14 @@ export class Backup extends pulumi.ComponentResource {
             // No retry: a failure stays visible as a failed Job, the next schedule is the retry, and
             // the scripts never prune after a failure.
             backoffLimit: 0,
-            activeDeadlineSeconds: 3 * 3600,
+            activeDeadlineSeconds: BACKUP_DEADLINE_SECONDS,
             template: { metadata: { labels: podLabels }, spec },
         };
     }
 }
+
+/** A backup of a large database may take hours; `pulumi up` waits as long for a pre-migration one. */
+const BACKUP_DEADLINE_SECONDS = 3 * 3600;
 
 /** Google service account ids are 6–30 characters: environment and service, trimmed to fit. */
 export function backupAccountId(stack: string, kind: BackupKind): string {

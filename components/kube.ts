@@ -50,6 +50,18 @@ export const TMP_MOUNT: k8s.types.input.core.v1.VolumeMount = { name: "tmp", mou
 /** Annotation that stops `pulumi up` waiting for a Service's endpoints. */
 export const SKIP_AWAIT = { "pulumi.com/skipAwait": "true" };
 
+/**
+ * On a Job: when the last attempt left it failed (or still running), the next `pulumi up` replaces
+ * it instead of waiting on it again, so a retry after a fix needs no hand deletion.
+ */
+export const REPLACE_UNREADY = { "pulumi.com/replaceUnready": "true" };
+
+/** How long `pulumi up` waits for an object it awaits: Kubernetes' own deadline plus a margin. */
+export function awaitTimeouts(deadlineSeconds: number): pulumi.CustomTimeouts {
+    const t = `${deadlineSeconds + 60}s`;
+    return { create: t, update: t };
+}
+
 /** A ReadWriteOnce volume claim of `storage`, on `storageClass` when given. */
 export function volumeClaimSpec(storage: string, storageClass?: string): k8s.types.input.core.v1.PersistentVolumeClaimSpec {
     return {

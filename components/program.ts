@@ -2,6 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "./config/types";
 import { ConfigError, parseRawConfig, validateConfig } from "./config/validate";
 import { Environment } from "./environment";
+import { readLiveState } from "./live";
+import { liveQuery } from "./plan/apps";
 import { planEnvironment } from "./plan/environment";
 
 /** Reads and validates the whole stack config; throws ConfigError listing every problem. */
@@ -13,7 +15,7 @@ export function readStackConfig(): StackConfig {
  * The program: config → validated plan → resources. Nothing is declared unless the whole config
  * is valid, so bad input never leaves a half-applied environment.
  */
-export function runProgram(opts: pulumi.ComponentResourceOptions = {}): Environment {
+export async function runProgram(opts: pulumi.ComponentResourceOptions = {}): Promise<Environment> {
     let config: StackConfig;
     try {
         config = readStackConfig();
@@ -22,5 +24,7 @@ export function runProgram(opts: pulumi.ComponentResourceOptions = {}): Environm
         if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
         throw e;
     }
-    return new Environment(config.stack, { plan: planEnvironment(config) }, opts);
+    // Read before anything is declared: whether a track's size is asserted is a resource option.
+    const live = await readLiveState({ namespace: config.namespace, context: config.kubernetes.context, ...liveQuery(config) });
+    return new Environment(config.stack, { plan: planEnvironment(config, live) }, opts);
 }

@@ -1,4 +1,4 @@
-import { evaluate, Evaluation, evaluateStack, lastRegistered, readStackFile, RegisteredResource, setPath } from "../tools/evaluate";
+import { evaluate, Evaluation, EvaluateOptions, evaluateStack, lastRegistered, readStackFile, RegisteredResource, setPath } from "../tools/evaluate";
 import { Manifest, toManifests } from "../tools/render";
 
 // Test harness: evaluates the real program for a stack file plus in-test overrides and answers
@@ -68,8 +68,8 @@ export class Result {
     }
 }
 
-export async function run(stack: string, overrides: Record<string, unknown> = {}): Promise<Result> {
-    return new Result(await evaluateStack(stack, overrides));
+export async function run(stack: string, overrides: Record<string, unknown> = {}, options: EvaluateOptions = {}): Promise<Result> {
+    return new Result(await evaluateStack(stack, overrides, options));
 }
 
 /** Runs a config that must fail; returns the error message and what was registered meanwhile. */

@@ -126,6 +126,34 @@ describe("autoscaling without fights", () => {
         assert.ok(before.has("HorizontalPodAutoscaler", "worker"));
     });
 
+    it("a switch at peak: the incoming colour is sized to what the autoscaler made the outgoing one, asserted once, before the Service moves", async () => {
+        // production: green serves, its autoscaler has it at 9; the operator switches to blue (idle at the floor, 4)
+        const peak = { replicas: { "web-green": 9, "web-blue": 4 }, selectedTracks: { web: "green" } };
+        const r = await run("production", { "platform:apps.web.blueGreen.activeColor": "blue" }, { live: peak });
+        assert.equal(r.object("Deployment", "web-blue").spec.replicas, 9);
+        assert.deepEqual(r.resource("Deployment", "web-blue").ignoreChanges, [], "the incoming colour's size is asserted in the switch");
+        assert.ok(r.dependsOn("Service", "web").includes("Deployment/web-blue"), "the Service moves only once that size is ready");
+        // once blue serves, its size is the autoscaler's again
+        const after = await run("production", { "platform:apps.web.blueGreen.activeColor": "blue" }, { live: { replicas: { "web-blue": 9, "web-green": 9 }, selectedTracks: { web: "blue" } } });
+        assert.deepEqual(after.resource("Deployment", "web-blue").ignoreChanges, ["spec.replicas"]);
+        // a quiet switch keeps the floor: the autoscaler grows it when the traffic comes
+        const quiet = await run("production", { "platform:apps.web.blueGreen.activeColor": "blue" }, { live: { replicas: { "web-green": 3 }, selectedTracks: { web: "green" } } });
+        assert.equal(quiet.object("Deployment", "web-blue").spec.replicas, 4);
+        assert.deepEqual(quiet.resource("Deployment", "web-blue").ignoreChanges, ["spec.replicas"]);
+    });
+
+    it("abort or promote: stable is sized to take back the canary's pods before the route moves", async () => {
+        const live = { replicas: { "api-stable": 7, "api-canary": 11 }, selectedTracks: {} };
+        const promote = await run("production", { "platform:apps.api.canary.stable": "2.8.0", "platform:apps.api.canary.canary": "2.8.0" }, { live });
+        assert.equal(promote.object("Deployment", "api-stable").spec.replicas, 18);
+        assert.deepEqual(promote.resource("Deployment", "api-stable").ignoreChanges, []);
+        assert.ok(promote.dependsOn("HTTPRoute", "api").includes("Deployment/api-stable"));
+        // while the canary runs, each track's size stays the autoscaler's
+        const during = await run("production", { "platform:apps.api.canary.canary": "2.8.0", "platform:apps.api.canary.weight": 50 }, { live });
+        assert.deepEqual(during.resource("Deployment", "api-stable").ignoreChanges, ["spec.replicas"]);
+        assert.equal(during.object("Deployment", "api-stable").spec.replicas, 6);
+    });
+
     it("refuses an idle colour below the autoscaler's floor and autoscaling with replicas routing", async () => {
         const { runInvalid } = await import("./harness");
         const low = await runInvalid("production", { "platform:apps.web.blueGreen.idleReplicas": 2 });

@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { Change, describe_, diff, Result, run } from "./harness";
+import { Change, describe_, diff, Result, run, runInvalid } from "./harness";
 
 // Minimal blast radius: each operator action, as the one `pulumi config set --path` it is, changes
 // the fewest objects possible and replaces none. Diffs compare the registered resources of two
@@ -183,5 +183,36 @@ describe("outputs", () => {
         assert.equal(web.services.preview, "web-preview.platform-staging.svc.cluster.local");
         assert.equal(web.commands.switch, "pulumi config set --path 'apps.web.blueGreen.activeColor' green --stack staging");
         assert.deepEqual(r.outputs.apps.worker.traffic, { main: 100 });
+    });
+});
+
+describe("failed releases end in minutes and leave nothing to clean up by hand", () => {
+    it("a track that cannot become ready fails `pulumi up` after rolloutTimeoutSeconds (default 300 s), not Pulumi's 10 minutes", async () => {
+        const r = await run("staging");
+        for (const d of r.ofKind("Deployment").filter((d) => d.metadata.labels?.["app.kubernetes.io/version"])) {
+            assert.equal(d.spec.progressDeadlineSeconds, 300, d.metadata.name);
+            assert.deepEqual(r.resource("Deployment", d.metadata.name).customTimeouts, { create: "360s", update: "360s", delete: "" }, d.metadata.name);
+        }
+        const fast = await run("staging", { "platform:apps.web.rolloutTimeoutSeconds": 60 });
+        assert.equal(fast.object("Deployment", "web-blue").spec.progressDeadlineSeconds, 60);
+        const smoke = fast.ofKind("Job").find((j) => j.metadata.name.startsWith("web-smoke-"))!;
+        assert.equal(smoke.spec.activeDeadlineSeconds, 60);
+        assert.equal(fast.resource("Job", smoke.metadata.name).customTimeouts.create, "120s");
+    });
+
+    it("a failed migration, smoke test or pre-migration backup Job is replaced by the next `pulumi up` (pulumi.com/replaceUnready)", async () => {
+        const r = await run("production", { "platform:apps.api.canary.canary": "2.8.0", "platform:apps.api.canary.weight": 10 });
+        const jobs = r.ofKind("Job");
+        for (const prefix of ["api-migrate-", "api-smoke-", "web-smoke-"]) assert.ok(jobs.some((j) => j.metadata.name.startsWith(prefix)), prefix);
+        for (const j of jobs) assert.equal(j.metadata.annotations?.["pulumi.com/replaceUnready"], "true", j.metadata.name);
+        const backup = jobs.find((j) => j.metadata.name.endsWith("-backup"))!;
+        assert.ok(backup, "production backs up before each migration");
+        assert.equal(r.resource("Job", backup.metadata.name).customTimeouts.create, `${3 * 3600 + 60}s`, "a long backup is waited for");
+    });
+
+    it("refuses a rollout timeout outside 30–3600 s", async () => {
+        const bad = await runInvalid("staging", { "platform:apps.web.rolloutTimeoutSeconds": 10 });
+        assert.match(bad.message, /platform:apps\.web\.rolloutTimeoutSeconds must be an integer from 30 to 3600 \(got 10\)/);
+        assert.equal(bad.registered, 0);
     });
 });

@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { LiveState, NOTHING_LIVE } from "../components/live";
 
 // Runs the real program in-process under Pulumi's mock monitor and records every resource it
 // registers, with the options the engine would receive. The render tool and the tests use it.
@@ -28,6 +29,8 @@ export interface RegisteredResource {
     dependencies: string[];
     ignoreChanges: string[];
     deleteBeforeReplace: boolean;
+    /** How long the engine waits for the object to become ready ("" = the provider's default). */
+    customTimeouts: { create: string; update: string; delete: string };
 }
 
 export interface Evaluation {
@@ -43,6 +46,8 @@ export type ConfigValues = Record<string, unknown>;
 export interface EvaluateOptions {
     /** Evaluate as `pulumi preview` does (pulumi.runtime.isDryRun() is true); default: as `pulumi up`. */
     preview?: boolean;
+    /** What the cluster runs now, as the program would read it (components/live.ts); default: nothing (a first deploy). */
+    live?: LiveState;
 }
 
 /** Reads `Pulumi.<stack>.yaml` into a map of full config keys to values. */
@@ -99,6 +104,10 @@ function patchMonitor(): void {
                     dependencies: req.getDependenciesList(),
                     ignoreChanges: req.getIgnorechangesList(),
                     deleteBeforeReplace: req.getDeletebeforereplace(),
+                    customTimeouts: {
+                        create: req.getCustomtimeouts()?.getCreate() ?? "", update: req.getCustomtimeouts()?.getUpdate() ?? "",
+                        delete: req.getCustomtimeouts()?.getDelete() ?? "",
+                    },
                 });
             }
             callback(err, res);
@@ -193,7 +202,10 @@ export async function evaluate(stack: string, config: ConfigValues, options: Eva
     // The program module is loaded fresh for every evaluation, as the engine would run it.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runProgram } = require("../components/program") as typeof import("../components/program");
-    const env = runProgram();
+    // Under mocks there is no cluster: the live state is the test's.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require("../components/live") as typeof import("../components/live")).setLiveReader(async () => options.live ?? NOTHING_LIVE);
+    const env = await runProgram();
     // A preview leaves some outputs unknown (a cloud resource's computed email, say): they read as
     // UNKNOWN_OUTPUT, as the CLI shows "output<string>", instead of never resolving.
     const lifted = pulumi.output(env.outputs) as unknown as { promise(withUnknowns: boolean): Promise<unknown> };

@@ -121,6 +121,8 @@ export interface AppConfig {
     /** Deploy tags registries move (main, stable, …) knowingly; pods are annotated so the policy pack lets them pass. */
     allowMutableTags?: boolean;
     network: NetworkConfig;
+    /** How long a track's rollout and its smoke test may take before `pulumi up` fails. */
+    rolloutTimeoutSeconds: number;
 }
 
 export interface GcpConfig {

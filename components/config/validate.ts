@@ -31,7 +31,7 @@ const TIERS: readonly Tier[] = ["local", "staging", "production"];
 const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations", "retention"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
-    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "allowMutableTags",
+    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "rolloutTimeoutSeconds", "allowMutableTags",
     "calls", "egressCidrs",
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
@@ -286,6 +286,8 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
         uses,
         strategy: strategy ?? "rolling",
         network: validateAppNetwork(p, path, v),
+        // A release that cannot become ready fails `pulumi up` after this long instead of Pulumi's 10 minutes.
+        rolloutTimeoutSeconds: integer(p, `${path}.rolloutTimeoutSeconds`, v.rolloutTimeoutSeconds, 30, 3600, 300) ?? 300,
     };
 
     if (strategy === "rolling") {

@@ -1,4 +1,5 @@
 import { AppConfig, Color, RoutingConfig, StackConfig } from "../config/types";
+import type { LiveState } from "../live";
 import { imageRef, shortHash } from "./names";
 
 // What each app's strategy means in objects: its tracks (one Deployment each), Services, route,
@@ -15,6 +16,12 @@ export interface TrackPlan {
     /** Whether this track serves user traffic (and so gets an autoscaler, when configured). */
     live: boolean;
     autoscaled: boolean;
+    /**
+     * An autoscaled track that takes over traffic in this update (the incoming colour of a switch,
+     * stable absorbing a canary): sized from what serves that traffic now, and its size asserted
+     * this once although the autoscaler owns it otherwise.
+     */
+    takesOver: boolean;
     /** Service the track is reached on directly (smoke tests, the canary backend). */
     service: string;
 }
@@ -70,12 +77,14 @@ export interface AppPlan {
     commands: Record<string, string>;
 }
 
-export function planApp(app: AppConfig, config: StackConfig): AppPlan {
+const NOTHING_LIVE: LiveState = { replicas: {}, selectedTracks: {} };
+
+export function planApp(app: AppConfig, config: StackConfig, live: LiveState = NOTHING_LIVE): AppPlan {
     switch (app.strategy) {
         case "blueGreen":
-            return planBlueGreen(app, config);
+            return planBlueGreen(app, config, live);
         case "canary":
-            return planCanary(app, config);
+            return planCanary(app, config, live);
         default:
             return planRolling(app, config);
     }
@@ -86,8 +95,33 @@ const liveReplicas = (app: AppConfig) => app.autoscaling?.minReplicas ?? app.rep
 function track(app: AppConfig, name: string, deployment: string, version: string, replicas: number, live: boolean, service: string): TrackPlan {
     return {
         track: name, deployment, version, image: imageRef(app.image, version), replicas, live,
-        autoscaled: live && app.autoscaling !== undefined, service,
+        autoscaled: live && app.autoscaling !== undefined, takesOver: false, service,
     };
+}
+
+/**
+ * What the plan must know of the cluster: for autoscaled progressive apps, the live size of each
+ * track and the colour the active Service selects. Nothing for a stack rendered to files.
+ */
+export function liveQuery(config: StackConfig): { deployments: string[]; services: string[] } {
+    const q = { deployments: [] as string[], services: [] as string[] };
+    if (config.kubernetes.renderYamlToDirectory !== undefined) return q;
+    for (const app of config.apps.filter((a) => a.autoscaling)) {
+        if (app.strategy === "blueGreen") {
+            q.deployments.push(`${app.name}-blue`, `${app.name}-green`);
+            q.services.push(app.name);
+        } else if (app.strategy === "canary") {
+            q.deployments.push(`${app.name}-stable`, `${app.name}-canary`);
+        }
+    }
+    return q;
+}
+
+/** A track taking over traffic: at least its floor, and at least what serves that traffic now. */
+function takeOver(t: TrackPlan, liveServing: number): void {
+    if (!t.autoscaled || liveServing <= t.replicas) return;
+    t.replicas = liveServing;
+    t.takesOver = true;
 }
 
 function migrationsFor(app: AppConfig, tracks: TrackPlan[]): JobPlan[] {
@@ -143,7 +177,7 @@ function planRolling(app: AppConfig, config: StackConfig): AppPlan {
 
 export const otherColor = (c: Color): Color => (c === "blue" ? "green" : "blue");
 
-function planBlueGreen(app: AppConfig, config: StackConfig): AppPlan {
+function planBlueGreen(app: AppConfig, config: StackConfig, live: LiveState): AppPlan {
     const bg = app.blueGreen!;
     const active = bg.activeColor;
     const idle = otherColor(active);
@@ -156,6 +190,10 @@ function planBlueGreen(app: AppConfig, config: StackConfig): AppPlan {
         if (replicas === 0) continue;
         tracks.push(track(app, color, `${app.name}-${color}`, bg[color], replicas, isActive, `${app.name}-${color}`));
     }
+    // A switch at peak: the incoming colour comes up as large as the autoscaler made the outgoing one.
+    const servingNow = live.selectedTracks[app.name];
+    const incoming = tracks.find((t) => t.track === active);
+    if (incoming && servingNow && servingNow !== active) takeOver(incoming, live.replicas[`${app.name}-${servingNow}`] ?? 0);
     const idleExists = tracks.some((t) => t.track === idle);
     // A Service exists only while its track does: a Service that selects nothing is an outage waiting.
     const services: ServicePlan[] = [
@@ -197,7 +235,7 @@ export function nextCanaryWeight(weight: number): number | undefined {
     return CANARY_STEPS.find((s) => s > weight);
 }
 
-function planCanary(app: AppConfig, config: StackConfig): AppPlan {
+function planCanary(app: AppConfig, config: StackConfig, live: LiveState): AppPlan {
     const c = app.canary!;
     const routing = app.routing!;
     const byReplicas = routing.kind === "replicas";
@@ -219,6 +257,9 @@ function planCanary(app: AppConfig, config: StackConfig): AppPlan {
         tracks.push(track(app, "canary", `${app.name}-canary`, canaryVersion, canaryReplicas, true, `${app.name}-canary`));
     }
     const canaryTrack = tracks.find((t) => t.track === "canary");
+    // Abort or promote: stable takes back the canary's share of the traffic on top of its own.
+    const liveCanary = live.replicas[`${app.name}-canary`] ?? 0;
+    if (!canaryTrack && liveCanary > 0) takeOver(tracks[0], (live.replicas[`${app.name}-stable`] ?? 0) + liveCanary);
     const services: ServicePlan[] = tracks.map((t) => ({
         name: t.service, track: t.track, role: "track" as const,
         // The canary and (with replicas routing at weight 100) stable may have no pods of their own.

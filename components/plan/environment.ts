@@ -1,4 +1,5 @@
 import { StackConfig } from "../config/types";
+import type { LiveState } from "../live";
 import { AppPlan, planApp } from "./apps";
 import { commonLabels } from "./names";
 
@@ -13,8 +14,9 @@ export interface EnvironmentPlan {
     clientsOf: { postgres: string[]; redis: string[] };
 }
 
-export function planEnvironment(config: StackConfig): EnvironmentPlan {
-    const apps = config.apps.map((a) => planApp(a, config));
+/** `live`: what the cluster runs now (components/live.ts); nothing before the first deploy. */
+export function planEnvironment(config: StackConfig, live?: LiveState): EnvironmentPlan {
+    const apps = config.apps.map((a) => planApp(a, config, live));
     return {
         config,
         namespace: config.namespace,

@@ -67,7 +67,9 @@ dump_and_verify() {
   pg_tools_init psql pg_dump pg_restore initdb pg_ctl
   pg_auth_init
   set_now
-  local id="$PREFIX-$BK_NOW_TS" out="$BK_RUN/out" r=$BK_RUN
+  local id out="$BK_RUN/out" r=$BK_RUN
+  new_backup_id "$PREFIX"
+  id=$BK_NEW_ID
   field_str backup "$id"
   field_bool verified false
   field_str source "${PGHOST:-local socket}:${PGPORT:-5432}/$PGDATABASE"
@@ -92,6 +94,7 @@ dump_and_verify() {
     printf '%s\n' "SELECT 'server_version', current_setting('server_version_num');"
     printf '%s;\n' "$PG_LO_SQL"
     printf '%s\n' "SELECT 'role', rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 2;"
+    printf '%s\n' "SELECT DISTINCT 'tablespace', t.spcname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace ORDER BY 2;"
     printf '%s;\n' "$PG_COUNTS_SQL"
     printf '%s\n' "\\o"
     printf '%s\n' "SELECT 1 \\g '$r/snap.done'"
@@ -160,7 +163,7 @@ resolve_prefix
 case $PHASE in
   run)
     dest_init
-    dest_check_writable
+    dest_check_writable "$PREFIX"
     dump_and_verify
     store_staged "$PREFIX" dump
     ;;

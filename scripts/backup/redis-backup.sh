@@ -51,7 +51,9 @@ dump_and_check() {
     fail $EX_CONFIG "REDIS_PASSWORD_FILE $REDIS_PASSWORD_FILE is not readable"
   fi
   set_now
-  local id="$PREFIX-$BK_NOW_TS" out="$BK_RUN/out" r=$BK_RUN reply
+  local id out="$BK_RUN/out" r=$BK_RUN reply
+  new_backup_id "$PREFIX"
+  id=$BK_NEW_ID
   field_str backup "$id"
   field_bool verified false
   field_str source "$REDIS_HOST:$REDIS_PORT"
@@ -104,7 +106,7 @@ dump_and_check() {
 case $PHASE in
   run)
     dest_init
-    dest_check_writable
+    dest_check_writable "$PREFIX"
     dump_and_check
     store_staged "$PREFIX" rdb
     ;;

@@ -33,7 +33,7 @@ do_fetch() {
   dest_init
   stage fetch "newest complete backup of $PREFIX from $BK_DEST_DESC"
   rm -rf -- "$DRILL_DIR"
-  fetch_backup "$PREFIX" "$EXT" "$DRILL_DIR"
+  BK_NEWEST_ONLY=1 fetch_backup "$PREFIX" "$EXT" "$DRILL_DIR"
   chmod 0755 "$DRILL_DIR"
   chmod 0644 "$DRILL_DIR"/*
   info "fetched $BK_FETCHED"

@@ -10,10 +10,11 @@ import {
 
 const DB = `bk_drill_${process.pid}`;
 const PG_PREFIX = `pg-${DB}`;
-const OLD_PG = `${PG_PREFIX}-20250301T020000Z`;
-const NEW_PG = `${PG_PREFIX}-20250302T020000Z`;
-const OLD_REDIS = "redis-20250301T020000Z";
-const NEW_REDIS = "redis-20250302T020000Z";
+// the ids of the backups the suite takes (time of the run + a random part)
+let OLD_PG = "";
+let NEW_PG = "";
+let OLD_REDIS = "";
+let NEW_REDIS = "";
 
 describe("restore drill (scripts/backup/restore-drill.sh)", function () {
   this.timeout(60_000);
@@ -45,16 +46,21 @@ describe("restore drill (scripts/backup/restore-drill.sh)", function () {
     // two backups of each; the newer Postgres one taken as two steps (two containers)
     const r1 = await runScript("pg-backup.sh", ["run"], { ...pgEnv, BACKUP_WORK_DIR: tmpDir("w"), BACKUP_NOW: "2025-03-01T02:00:00Z" });
     assert.equal(r1.code, 0, explain(r1));
+    OLD_PG = String(r1.log.backup);
     const w = tmpDir("w");
     const r2a = await runScript("pg-backup.sh", ["dump"], { ...pgEnv, BACKUP_WORK_DIR: w, BACKUP_NOW: "2025-03-02T02:00:00Z" });
     assert.equal(r2a.code, 0, explain(r2a));
     const r2b = await runScript("pg-backup.sh", ["store"], { ...base, BACKUP_WORK_DIR: w });
     assert.equal(r2b.code, 0, explain(r2b));
+    NEW_PG = String(r2a.log.backup);
     assert.equal(r2b.log.backup, NEW_PG);
+    assert.match(NEW_PG, new RegExp(`^${PG_PREFIX}-20250302T020000Z-[0-9a-f]{8}$`));
     for (const now of ["2025-03-01T02:00:00Z", "2025-03-02T02:00:00Z"]) {
       const r = await runScript("redis-backup.sh", ["run"], { ...redisEnv, BACKUP_WORK_DIR: tmpDir("w"), BACKUP_NOW: now });
       assert.equal(r.code, 0, explain(r));
       assert.equal(r.log.keys, 300);
+      if (now.startsWith("2025-03-01")) OLD_REDIS = String(r.log.backup);
+      else NEW_REDIS = String(r.log.backup);
     }
     // the drills below only read the stored backups
     unlock?.();
@@ -180,6 +186,18 @@ describe("restore drill (scripts/backup/restore-drill.sh)", function () {
     const r = await drill("redis", { ...base, BACKUP_DIR: d });
     assert.equal(r.code, 4, explain(r));
     assert.match(String(r.log.error), /holds 300 keys, its manifest says 299/);
+  });
+
+  it("fails when the newest backup has lost its .sha256, naming it (never drills an older one instead)", async () => {
+    const d = destCopy();
+    fs.unlinkSync(path.join(d, `${NEW_PG}.sha256`));
+    const before = dirState(d);
+    const r = await drill("pg", { ...base, BACKUP_DIR: d, BACKUP_PREFIX: PG_PREFIX });
+    assert.equal(r.code, 6, explain(r));
+    assert.equal(r.log.backup, NEW_PG, explain(r));
+    assert.match(String(r.log.error), new RegExp(`newest backup ${NEW_PG} is incomplete`));
+    assert.equal(r.log.restored, undefined);
+    assert.deepEqual(dirState(d), before, "a drill never changes the destination");
   });
 
   it("fails when there is no backup at all", async () => {

@@ -15,7 +15,7 @@ describe("gcs destination through gcloud storage (stand-in gcloud)", function ()
   let root: string;
   let shim: string;
   let env: Record<string, string>;
-  const ID = "redis-20250310T020000Z";
+  let ID = "";
   const objects = () => fs.readdirSync(path.join(root, "bk-test", "env-a")).sort();
   const calls = () => fs.readFileSync(path.join(root, "calls.log"), "utf8").trim().split("\n");
 
@@ -40,13 +40,15 @@ describe("gcs destination through gcloud storage (stand-in gcloud)", function ()
   const run = (script: string, args: string[], extra: Record<string, string> = {}) =>
     runScript(script, args, { BACKUP_WORK_DIR: tmpDir("gcs-w"), ...env, ...extra }, { pathPrefix: [shim] });
 
-  it("stores a backup into an empty prefix: data and manifest first, the .sha256 last, never clobbering", async () => {
+  it("stores a backup into an empty prefix: data and manifest first, the .sha256 last, each only if no such object exists", async () => {
     const unlock = await lockRedis();
     try {
       redisCli([], "FLUSHALL\nSET a 1\nSET b 2\n");
       const r = await run("redis-backup.sh", ["run"], { BACKUP_NOW: "2025-03-10T02:00:00Z" });
       assert.equal(r.code, 0, explain(r));
       assert.equal(r.log.dest, "gs://bk-test/env-a");
+      ID = String(r.log.backup);
+      assert.match(ID, /^redis-20250310T020000Z-[0-9a-f]{8}$/);
       assert.deepEqual(r.log.kept, [ID]);
     } finally {
       unlock();
@@ -57,7 +59,8 @@ describe("gcs destination through gcloud storage (stand-in gcloud)", function ()
       uploads.map((c) => c.split(" ").pop()),
       [`gs://bk-test/env-a/${ID}.rdb`, `gs://bk-test/env-a/${ID}.manifest`, `gs://bk-test/env-a/${ID}.sha256`],
     );
-    for (const c of uploads) assert.match(c, /^storage cp --no-clobber \//);
+    // a precondition the bucket checks, not --no-clobber (a check before the upload that races)
+    for (const c of uploads) assert.match(c, /^storage cp --if-generation-match=0 \//);
   });
 
   it("prunes with batched deletes, .sha256 files first, and leaves sub-prefixes and other files alone", async () => {
@@ -101,7 +104,7 @@ describe("gcs destination through gcloud storage (stand-in gcloud)", function ()
       unlock();
     }
     assert.equal(r.code, 6, explain(r));
-    assert.match(String(r.log.error), /cannot write redis-20250311T020000Z\.rdb to gs:\/\/bk-test\/env-a: .*403/);
+    assert.match(String(r.log.error), /cannot write redis-20250311T020000Z-[0-9a-f]{8}\.rdb to gs:\/\/bk-test\/env-a: .*403/);
     assert.deepEqual(objects(), before);
   });
 });

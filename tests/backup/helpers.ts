@@ -144,19 +144,29 @@ export function runScript(
   env: Record<string, string>,
   opts: { pathPrefix?: string[] } = {},
 ): Promise<RunResult> {
+  return startScript(script, args, env, opts).result;
+}
+
+/** Like runScript, but hands out the child too (to signal it while it runs). */
+export function startScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  opts: { pathPrefix?: string[] } = {},
+): { child: ChildProcess; result: Promise<RunResult> } {
   const s = services();
   const PATH = [...(opts.pathPrefix ?? []), s.pgBin, "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"].join(":");
   const fullEnv: Record<string, string> = { PATH, LANG: "C.UTF-8", ...env };
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", [path.join(SCRIPTS, script), ...args], {
-      env: fullEnv,
-      ...asServiceUser(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+  const child = spawn("bash", [path.join(SCRIPTS, script), ...args], {
+    env: fullEnv,
+    ...asServiceUser(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const result = new Promise<RunResult>((resolve, reject) => {
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => {
       const lines = stdout.split("\n").filter((l) => l.trim() !== "");
@@ -174,6 +184,7 @@ export function runScript(
       resolve({ code, stdout, stderr, log });
     });
   });
+  return { child, result };
 }
 
 /** describe a result for assertion messages */

@@ -158,7 +158,9 @@ esac
 
       const r = await runScript("pg-backup.sh", ["run"], { ...env, BACKUP_NOW: "2025-03-10T02:00:00Z" });
       assert.equal(r.code, 0, explain(r));
-      goodId = `${PREFIX}-20250310T020000Z`;
+      goodId = String(r.log.backup);
+      // the run's time and a random part: runs in the same second never share an id
+      assert.match(goodId, new RegExp(`^${PREFIX}-20250310T020000Z-[0-9a-f]{8}$`));
       assert.equal(r.log.status, "ok");
       assert.equal(r.log.backup, goodId);
       assert.equal(r.log.verified, true);
@@ -311,7 +313,8 @@ esac
     assert.equal(dump.code, 0, explain(dump));
     assert.equal(dump.log.phase, "dump");
     assert.equal(dump.log.verified, true);
-    const id = `${PREFIX}-20250311T020000Z`;
+    const id = String(dump.log.backup);
+    assert.match(id, new RegExp(`^${PREFIX}-20250311T020000Z-[0-9a-f]{8}$`));
     const staged = path.join(w, "staged");
     assert.deepEqual(fs.readdirSync(staged).sort(), ["meta", `${id}.dump`, `${id}.manifest`, `${id}.sha256`]);
     assert.deepEqual(dirState(d.dir), d.before, "the dump step does not touch the destination");
@@ -342,9 +345,53 @@ esac
     const d = seededDest();
     const r = await runScript("pg-backup.sh", ["run"], d.env);
     assert.equal(r.code, 0, explain(r));
-    const id = `${PREFIX}-20250311T020000Z`;
+    const id = String(r.log.backup);
+    assert.match(id, new RegExp(`^${PREFIX}-20250311T020000Z-[0-9a-f]{8}$`));
     assert.deepEqual(r.log.kept, [id]);
     assert.deepEqual((r.log.pruned as string[]).slice().sort(), [`${PREFIX}-20250301T020000Z`, `${PREFIX}-20250302T020000Z`, goodId]);
     assert.deepEqual(Object.keys(dirState(d.dir)), [`${id}.dump`, `${id}.manifest`, `${id}.sha256`]);
+  });
+  it("backs up a database with a table and an index in a non-default tablespace; verification, drill and on-call restore work", async () => {
+    const space = `bk_space_${process.pid}`;
+    const db = `${DB}_ts`;
+    const loc = tmpDir("tablespace");
+    const drop = () => {
+      psql("postgres", `DROP DATABASE IF EXISTS ${db}_r WITH (FORCE)`);
+      psql("postgres", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      psql("postgres", `DROP TABLESPACE IF EXISTS ${space}`);
+    };
+    drop();
+    psql("postgres", `CREATE TABLESPACE ${space} LOCATION '${loc}'`);
+    try {
+      psql("postgres", `CREATE DATABASE ${db}`);
+      psql(db, `CREATE TABLE hot (id int PRIMARY KEY, v text) TABLESPACE ${space};
+        INSERT INTO hot SELECT i, md5(i::text) FROM generate_series(1, 3000) i;
+        CREATE INDEX hot_v ON hot (v) TABLESPACE ${space};
+        CREATE TABLE cold (id int); INSERT INTO cold VALUES (1), (2);`);
+      const dir = tmpDir("ts-dest");
+      const prefix = `pg-${db}`;
+      const r = await runScript("pg-backup.sh", ["run"], { ...env, PGDATABASE: db, BACKUP_DIR: dir, BACKUP_WORK_DIR: tmpDir("ts-w") });
+      assert.equal(r.code, 0, explain(r));
+      assert.equal(r.log.verified, true);
+      assert.equal(r.log.rows, 3002);
+      const id = String(r.log.backup);
+      assert.match(fs.readFileSync(path.join(dir, `${id}.manifest`), "utf8"), new RegExp(`^tablespace\t${space}$`, "m"));
+
+      const drill = await runScript("restore-drill.sh", ["run", "pg"], {
+        BACKUP_DEST: "pvc", BACKUP_DIR: dir, BACKUP_PREFIX: prefix, BACKUP_WORK_DIR: tmpDir("ts-drill"),
+      });
+      assert.equal(drill.code, 0, explain(drill));
+      assert.equal(drill.log.rows, 3002);
+
+      // on a server that has the tablespace, the restored table lands in it
+      const restore = await runScript("pg-restore.sh", ["restore", id], {
+        ...env, PGDATABASE: "", BACKUP_DIR: dir, BACKUP_PREFIX: prefix, BACKUP_WORK_DIR: tmpDir("ts-restore"), RESTORE_TARGET_DB: `${db}_r`,
+      });
+      assert.equal(restore.code, 0, explain(restore));
+      assert.equal(psql(`${db}_r`, "SELECT tablespace FROM pg_tables WHERE tablename = 'hot'"), space);
+      assert.equal(psql(`${db}_r`, "SELECT count(*) FROM hot"), "3000");
+    } finally {
+      drop();
+    }
   });
 });

@@ -4,6 +4,7 @@
 import { strict as assert } from "assert";
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import {
   asServiceUser, cleanupTmp, copyBackup, dirState, explain, flipBytes, giveToUser, lockRedis, redisCli, runScript, services, sha256File, tmpDir,
@@ -25,6 +26,17 @@ function seedCommands(): string {
   c.push("SELECT 1");
   for (let i = 0; i < 500; i++) c.push(`SET db1:${i} ${i}`);
   return c.join("\n") + "\n";
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 describe("Redis backup (scripts/backup/redis-backup.sh) against a real redis-server", function () {
@@ -78,7 +90,8 @@ esac
   it("takes an RDB with redis-cli --rdb, checks it with redis-check-rdb and records the key count", async () => {
     const r = await runScript("redis-backup.sh", ["run"], { ...env, BACKUP_NOW: "2025-03-10T02:00:00Z" });
     assert.equal(r.code, 0, explain(r));
-    goodId = "redis-20250310T020000Z";
+    goodId = String(r.log.backup);
+    assert.match(goodId, /^redis-20250310T020000Z-[0-9a-f]{8}$/);
     assert.equal(r.log.backup, goodId);
     assert.equal(r.log.verified, true);
     assert.equal(r.log.keys, SEEDED_KEYS);
@@ -189,7 +202,7 @@ esac
     const w = tmpDir("redis-work2");
     const dump = await runScript("redis-backup.sh", ["dump"], { ...d.env, BACKUP_WORK_DIR: w });
     assert.equal(dump.code, 0, explain(dump));
-    flipBytes(path.join(w, "staged", "redis-20250311T020000Z.rdb"), [0.5], 2);
+    flipBytes(path.join(w, "staged", `${dump.log.backup}.rdb`), [0.5], 2);
     const store = await runScript("redis-backup.sh", ["store"], { ...d.env, BACKUP_WORK_DIR: w });
     assert.equal(store.code, 5, explain(store));
     assert.match(String(store.log.error), /checksum mismatch/);
@@ -218,7 +231,56 @@ esac
     giveToUser(d.dir);
     const r = await runScript("redis-backup.sh", ["run"], d.env);
     assert.equal(r.code, 0, explain(r));
-    assert.deepEqual((r.log.kept as string[]).slice().sort(), ["redis-20250311T020000Z", future]);
+    assert.match(String(r.log.backup), /^redis-20250311T020000Z-[0-9a-f]{8}$/);
+    assert.deepEqual((r.log.kept as string[]).slice().sort(), [r.log.backup, future]);
     assert.deepEqual((r.log.pruned as string[]).slice().sort(), ["redis-20250301T020000Z", goodId]);
+  });
+  it("refuses a server running with rdbchecksum no (its RDB carries no CRC64); the drill refuses such an RDB too, so a changed byte cannot pass", async () => {
+    const port = await freePort();
+    const data = tmpDir("redis-nocrc");
+    const srv = spawn("redis-server", [
+      "--port", String(port), "--bind", "127.0.0.1", "--dir", data, "--save", "", "--appendonly", "no",
+      "--rdbchecksum", "no", "--repl-diskless-sync-delay", "0",
+    ], { ...asServiceUser(), stdio: "ignore" });
+    const exited = new Promise((res) => srv.on("close", res));
+    const cli = (...a: string[]) => spawnSync("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...a], { encoding: "utf8" });
+    try {
+      let pong = "";
+      for (let i = 0; i < 100 && pong !== "PONG"; i++) {
+        await new Promise((res) => setTimeout(res, 50));
+        pong = cli("ping").stdout.trim();
+      }
+      assert.equal(pong, "PONG");
+      for (let i = 0; i < 20; i++) cli("SET", `k:${i}`, `payload-number-${i}`);
+      const dest = tmpDir("redis-nocrc-dest");
+      const r = await runScript("redis-backup.sh", ["run"], {
+        REDIS_HOST: "127.0.0.1", REDIS_PORT: String(port), BACKUP_DEST: "pvc", BACKUP_DIR: dest, BACKUP_WORK_DIR: tmpDir("w"),
+      });
+      assert.equal(r.code, 4, explain(r));
+      assert.equal(r.log.stage, "verify");
+      assert.equal(r.log.verified, false);
+      assert.match(String(r.log.error), /rdbchecksum/);
+      assert.deepEqual(fs.readdirSync(dest), []);
+
+      // an RDB of that server with one changed byte, stored as a backup
+      const id = "redis-20250310T020000Z";
+      const rdb = path.join(dest, `${id}.rdb`);
+      assert.equal(cli("--rdb", rdb).status, 0);
+      const buf = fs.readFileSync(rdb);
+      const at = buf.indexOf("payload-number-7");
+      assert.ok(at > 0);
+      buf[at] = "P".charCodeAt(0);
+      fs.writeFileSync(rdb, buf);
+      fs.writeFileSync(path.join(dest, `${id}.manifest`), `format\tredis-backup-manifest-v1\nbackup\t${id}\nkeys\t20\n`);
+      fs.writeFileSync(path.join(dest, `${id}.sha256`), [`${id}.rdb`, `${id}.manifest`].map((f) => `${sha256File(path.join(dest, f))}  ${f}\n`).join(""));
+      giveToUser(dest);
+      const d = await runScript("restore-drill.sh", ["run", "redis"], { BACKUP_DEST: "pvc", BACKUP_DIR: dest, BACKUP_WORK_DIR: tmpDir("w") });
+      assert.equal(d.code, 4, explain(d));
+      assert.match(String(d.log.error), /rdbchecksum/);
+      assert.notEqual(d.log.restored, true);
+    } finally {
+      srv.kill();
+      await exited;
+    }
   });
 });

@@ -180,18 +180,54 @@ describe("backup retention (restic forget --keep-daily/--keep-weekly/--keep-mont
       [
         // another database whose name extends the prefix: not ours
         "pg-app-eu-20240101T020000Z.dump", "pg-app-eu-20240101T020000Z.sha256",
-        // an interrupted upload (no .sha256): neither kept nor pruned, reported
-        "pg-app-20240601T020000Z.dump",
+        // an interrupted (or still running) upload (no .sha256), less than
+        // BACKUP_STALE_HOURS older than the newest backup: neither kept nor
+        // pruned, reported
+        "pg-app-20250102T230000Z.dump",
         "README.txt",
       ],
     );
     const r = await prune(dir, [1, 0, 0]);
     assert.equal(r.code, 0, explain(r));
     assert.deepEqual(remaining(dir), ["20250103T020000Z"]);
-    for (const f of ["pg-app-eu-20240101T020000Z.dump", "pg-app-eu-20240101T020000Z.sha256", "pg-app-20240601T020000Z.dump", "README.txt"]) {
+    for (const f of ["pg-app-eu-20240101T020000Z.dump", "pg-app-eu-20240101T020000Z.sha256", "pg-app-20250102T230000Z.dump", "README.txt"]) {
       assert.ok(fs.existsSync(path.join(dir, f)), `${f} must be left alone`);
     }
-    assert.deepEqual(r.log.incomplete, ["pg-app-20240601T020000Z"]);
+    assert.deepEqual(r.log.incomplete, ["pg-app-20250102T230000Z"]);
+    assert.deepEqual(r.log.leftovers, []);
+  });
+
+  it("ignores and reports names of its prefix that are not backups (impossible dates, bad shapes); the prune goes on", async () => {
+    const malformed = [
+      // month 13, day 99: no such date
+      "pg-app-20251399T020000Z.dump", "pg-app-20251399T020000Z.manifest", "pg-app-20251399T020000Z.sha256",
+      // February 30th, hour 25
+      "pg-app-20250230T020000Z.sha256", "pg-app-20250101T250000Z.sha256",
+      // too short, and a suffix that is not the run suffix
+      "pg-app-2025010T020000Z.sha256", "pg-app-20250101T020000Z-x.sha256",
+    ];
+    const dir = destWith(["20250101T020000Z", "20250102T020000Z", "20250103T020000Z"], malformed);
+    const r = await prune(dir, [1, 0, 0]);
+    assert.equal(r.code, 0, explain(r));
+    assert.deepEqual(remaining(dir).filter((ts) => !malformed.some((m) => m.includes(ts))), ["20250103T020000Z"]);
+    assert.deepEqual(r.log.pruned, ["pg-app-20250102T020000Z", "pg-app-20250101T020000Z"]);
+    for (const f of malformed) assert.ok(fs.existsSync(path.join(dir, f)), `${f} is not ours to delete`);
+    assert.deepEqual((r.log.ignored as string[]).slice().sort(), malformed.slice().sort());
+  });
+
+  it("counts backups whose ids carry a run suffix, several in one second, by their timestamp", async () => {
+    const dir = destWith([], [
+      ...["dump", "manifest", "sha256"].map((e) => `pg-app-20250103T020000Z-0000abcd.${e}`),
+      ...["dump", "manifest", "sha256"].map((e) => `pg-app-20250103T020000Z-ffff0000.${e}`),
+      ...["dump", "manifest", "sha256"].map((e) => `pg-app-20250102T020000Z.${e}`),
+      ...["dump", "manifest", "sha256"].map((e) => `pg-app-20250101T020000Z-12345678.${e}`),
+    ]);
+    const r = await prune(dir, [2, 0, 0]);
+    assert.equal(r.code, 0, explain(r));
+    // daily=2: the newest of 01-03 (the larger suffix sorts newer) and 01-02
+    assert.deepEqual(r.log.kept, ["pg-app-20250103T020000Z-ffff0000", "pg-app-20250102T020000Z"]);
+    assert.deepEqual((r.log.pruned as string[]).slice().sort(), ["pg-app-20250101T020000Z-12345678", "pg-app-20250103T020000Z-0000abcd"]);
+    assert.deepEqual(r.log.ignored, []);
   });
 
   it("rejects a bad policy value without touching anything", async () => {
