@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { DataService } from "./config/types";
-import { awaitTimeouts, metadata, REPLACE_UNREADY, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT } from "./kube";
+import { AppConfig, DataService } from "./config/types";
+import { awaitTimeouts, metadata, REPLACE_UNREADY, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT, TMP_MOUNT, TMP_VOLUME } from "./kube";
 import { Backup } from "./backup";
 import { preMigrationBackupName } from "./plan/backup";
 import { preReleaseBackupName } from "./plan/release";
@@ -23,12 +23,13 @@ export interface AppReleaseArgs {
     backupBeforeRelease?: Backup;
     /** The image this stack built for the app (by digest) and the one track that runs it (plan/images.ts). */
     builtImage?: { track: string; image: pulumi.Input<string> };
+    /** curl for the default smoke test (platform:images.smokeTest). */
+    smokeTestImage: string;
 }
 
 /** Every app Service listens on this port and forwards to the container's named port "http". */
 export const SERVICE_PORT = 80;
 const APP_UID = 10001;
-const SMOKE_IMAGE = "curlimages/curl:8.11.1";
 
 /**
  * One app in one environment: its tracks (a Deployment each, with PDB and autoscaler), Services,
@@ -105,7 +106,7 @@ export class AppRelease extends pulumi.ComponentResource {
             const gate: pulumi.Resource[] = [services[t.service], this.deployments[t.track]];
             smokeJobs[t.track] = app.smokeTest
                 ? this.job(job, "smoke-test", app.smokeTest.command, [...env, { name: "SMOKE_TEST_URL", value: url }], usesLabels, args, { dependsOn: gate })
-                : this.job({ ...job, image: SMOKE_IMAGE }, "smoke-test",
+                : this.job({ ...job, image: args.smokeTestImage }, "smoke-test",
                     ["curl", "--fail", "--silent", "--show-error", "--max-time", "10", "--retry", "10", "--retry-delay", "3", "--retry-all-errors", url],
                     [], {}, args, { dependsOn: gate });
         };
@@ -141,7 +142,8 @@ export class AppRelease extends pulumi.ComponentResource {
             replicas: Object.fromEntries(plan.tracks.map((t) => [t.track, t.autoscaled ? `autoscaled ${app.autoscaling!.minReplicas}-${app.autoscaling!.maxReplicas}` : t.replicas])),
             traffic: plan.traffic,
             services: Object.fromEntries(plan.services.map((s) => [s.role === "track" ? s.track! : s.role, svcHost(s.name)])),
-            ...(plan.route ? { url: `https://${plan.route.host}${plan.route.path}` } : {}),
+            // https only where TLS is configured: an advertised https URL must not lead to a plain listener.
+            ...(plan.route ? { url: `${plan.route.tls ? "https" : "http"}://${plan.route.host}${plan.route.path}` } : {}),
             commands: plan.commands,
         };
         this.registerOutputs(this.outputs);
@@ -168,7 +170,7 @@ export class AppRelease extends pulumi.ComponentResource {
                 // Capacity first inside a track as well: new pods are ready before old ones go.
                 strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
                 template: {
-                    metadata: { labels: podLabels },
+                    metadata: { labels: podLabels, ...mutableTagAnnotation(app) },
                     spec: {
                         securityContext: restrictedPodSecurity(APP_UID),
                         automountServiceAccountToken: false,
@@ -183,12 +185,14 @@ export class AppRelease extends pulumi.ComponentResource {
                             env,
                             resources: resources(app.resources),
                             securityContext: restrictedContainerSecurity,
+                            volumeMounts: [TMP_MOUNT],
                             startupProbe: { httpGet: http, periodSeconds: 2, failureThreshold: 60 },
                             readinessProbe: { httpGet: http, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 },
                             livenessProbe: { httpGet: http, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
                             // Endpoints are removed asynchronously; keep serving while load balancers catch up.
                             lifecycle: { preStop: { sleep: { seconds: 10 } } },
                         }],
+                        volumes: [TMP_VOLUME],
                     },
                 },
             },
@@ -238,7 +242,7 @@ export class AppRelease extends pulumi.ComponentResource {
                 backoffLimit: purpose === "migration" ? 1 : 2,
                 activeDeadlineSeconds: deadline,
                 template: {
-                    metadata: { labels: { ...labels, ...usesLabels } },
+                    metadata: { labels: { ...labels, ...usesLabels }, ...mutableTagAnnotation(app) },
                     spec: {
                         restartPolicy: "Never",
                         securityContext: restrictedPodSecurity(APP_UID),
@@ -250,7 +254,9 @@ export class AppRelease extends pulumi.ComponentResource {
                             env,
                             resources: resources(app.resources),
                             securityContext: restrictedContainerSecurity,
+                            volumeMounts: [TMP_MOUNT],
                         }],
+                        volumes: [TMP_VOLUME],
                     },
                 },
             },
@@ -264,3 +270,6 @@ function imageOf(args: AppReleaseArgs, track: string, planned: string): pulumi.I
     const own = args.plan.tracks.find((t) => t.track === track)?.image;
     return built && built.track === track && planned === own ? built.image : planned;
 }
+
+/** An app that opted in to moving tags says so on its pods, where the policy pack looks. */
+const mutableTagAnnotation = (app: AppConfig) => (app.allowMutableTags ? { annotations: { "platform.dev/mutable-tag": "allowed" } } : {});

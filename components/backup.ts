@@ -12,8 +12,6 @@ import { selectorLabels, usesLabel } from "./plan/names";
 // scripts/backup/README.md), mounted from a ConfigMap built from those files.
 
 const SCRIPTS_DIR = path.join(__dirname, "..", "scripts", "backup");
-/** gcloud for the gcs destination; runs as the same unprivileged uid as the database images. */
-export const CLOUD_CLI_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:502.0.0-slim";
 const BACKUP_UID = 999;
 const CREDENTIALS_DIR = "/etc/backup-credentials";
 /** The Postgres dump and verification run a scratch server beside pg_restore. */
@@ -39,6 +37,8 @@ export interface BackupArgs {
     protectData: boolean;
     /** The database image: its client tools match the server's major version. */
     image: string;
+    /** gcloud for the gcs destination (platform:images.cloudCli); runs as the database images' uid. */
+    cloudCliImage: string;
     /** Connection Secret of the service (keys host, port, username, database, password). */
     secretName: pulumi.Input<string>;
     scriptsConfigMap: pulumi.Input<string>;
@@ -72,6 +72,7 @@ export class Backup extends pulumi.ComponentResource {
         let destinationEnv: k8s.types.input.core.v1.EnvVar[];
         let backupsVolume: k8s.types.input.core.v1.Volume | undefined;
         let googleAccount: Gcp.serviceaccount.Account | undefined;
+        let drillAccount: Gcp.serviceaccount.Account | undefined;
         if (gcs) {
             if (!args.gcp) throw new Error(`platform:${kind}.backup.destination "gcs" needs platform:gcp.enabled`);
             // Loaded here, not at the top: a stack without gcs backups does not pay for @pulumi/gcp.
@@ -83,12 +84,16 @@ export class Backup extends pulumi.ComponentResource {
                 location: args.gcp.region.toUpperCase(),
                 uniformBucketLevelAccess: true,
                 publicAccessPrevention: "enforced",
-                // A deleted or overwritten object stays recoverable for NONCURRENT_VERSION_DAYS.
-                versioning: { enabled: true },
+                // A deleted or overwritten object stays recoverable for NONCURRENT_VERSION_DAYS, or, with a
+                // retention policy (which GCS does not combine with versioning), cannot be deleted before
+                // retention.days: locked only when retention.locked says so, as a lock is irreversible.
+                ...(config.retention
+                    ? { retentionPolicy: { retentionPeriod: String(config.retention.days * 86400), isLocked: config.retention.locked } }
+                    : { versioning: { enabled: true } }),
                 forceDestroy: false,
                 lifecycleRules: [
                     { action: { type: "Delete" }, condition: { age: bucketRetentionDays(config), withState: "LIVE" } },
-                    { action: { type: "Delete" }, condition: { daysSinceNoncurrentTime: NONCURRENT_VERSION_DAYS, withState: "ARCHIVED" } },
+                    ...(config.retention ? [] : [{ action: { type: "Delete" }, condition: { daysSinceNoncurrentTime: NONCURRENT_VERSION_DAYS, withState: "ARCHIVED" } }]),
                 ],
                 labels: { "platform-environment": args.stack, service: kind, "managed-by": "pulumi" },
             }, { parent: this, ...keep });
@@ -109,9 +114,25 @@ export class Backup extends pulumi.ComponentResource {
                 role: "roles/iam.workloadIdentityUser",
                 member: pulumi.interpolate`serviceAccount:${args.gcp.project}.svc.id.goog[${args.namespaceName}/${kind}-backup]`,
             }, { parent: this });
+            // The restore drill has its own identity that can only read the backups.
+            drillAccount = new gcp.serviceaccount.Account(`${kind}-restore-drill`, {
+                project: args.gcp.project,
+                accountId: drillAccountId(args.stack, kind),
+                displayName: `${kind} restore drill of ${args.stack} (reads backups)`,
+            }, { parent: this });
+            new gcp.storage.BucketIAMMember(`${kind}-restore-drill-reader`, {
+                bucket: bucket.name,
+                role: "roles/storage.objectViewer",
+                member: pulumi.interpolate`serviceAccount:${drillAccount.email}`,
+            }, { parent: this });
+            new gcp.serviceaccount.IAMMember(`${kind}-restore-drill-workload-identity`, {
+                serviceAccountId: drillAccount.name,
+                role: "roles/iam.workloadIdentityUser",
+                member: pulumi.interpolate`serviceAccount:${args.gcp.project}.svc.id.goog[${args.namespaceName}/${kind}-restore-drill]`,
+            }, { parent: this });
             const url = pulumi.interpolate`gs://${bucket.name}/${kind}`;
             destinationEnv = [{ name: "BACKUP_DEST", value: "gcs" }, { name: "BACKUP_GCS_URL", value: url }];
-            this.outputs = { destination: url, bucket: bucket.name, serviceAccount: googleAccount.email };
+            this.outputs = { destination: url, bucket: bucket.name, serviceAccount: googleAccount.email, drillServiceAccount: drillAccount.email };
         } else {
             const pvc = new k8s.core.v1.PersistentVolumeClaim(`${kind}-backups`, {
                 metadata: metadata(`${kind}-backups`, namespace, labels, { "pulumi.com/skipAwait": "true" }),
@@ -126,6 +147,14 @@ export class Backup extends pulumi.ComponentResource {
             metadata: {
                 ...metadata(`${kind}-backup`, namespace, labels),
                 ...(googleAccount ? { annotations: { "iam.gke.io/gcp-service-account": googleAccount.email } } : {}),
+            },
+            automountServiceAccountToken: false,
+        }, { parent: this });
+
+        const drillServiceAccount = new k8s.core.v1.ServiceAccount(`${kind}-restore-drill`, {
+            metadata: {
+                ...metadata(`${kind}-restore-drill`, namespace, labels),
+                ...(drillAccount ? { annotations: { "iam.gke.io/gcp-service-account": drillAccount.email } } : {}),
             },
             automountServiceAccountToken: false,
         }, { parent: this });
@@ -169,23 +198,36 @@ export class Backup extends pulumi.ComponentResource {
             { name: "credentials", secret: { secretName: args.secretName, items: [{ key: "password", path: "password" }], defaultMode: 0o440 } },
             ...(backupsVolume ? [backupsVolume] : []),
         ];
-        const container = (containerName: string, image: string, command: string[], resources = BACKUP_RESOURCES): k8s.types.input.core.v1.Container => ({
+        // The drill restores into a scratch server: it gets no connection settings, no password and
+        // only a read-only view of the backups.
+        const drillEnv = [
+            ...destinationEnv,
+            { name: "BACKUP_WORK_DIR", value: "/work" },
+            { name: "BACKUP_PREFIX", value: kind },
+            { name: "HOME", value: "/work" },
+        ];
+        const drillMounts = [
+            { name: "scripts", mountPath: "/scripts", readOnly: true },
+            { name: "work", mountPath: "/work" },
+            ...(backupsVolume ? [{ name: "backups", mountPath: "/backups", readOnly: true }] : []),
+        ];
+        const container = (containerName: string, image: string, command: string[], resources = BACKUP_RESOURCES, drill = false): k8s.types.input.core.v1.Container => ({
             name: containerName,
             image,
             command,
-            env,
-            volumeMounts: mounts,
-            securityContext: { ...restrictedContainerSecurity, readOnlyRootFilesystem: true },
+            env: drill ? drillEnv : env,
+            volumeMounts: drill ? drillMounts : mounts,
+            securityContext: restrictedContainerSecurity,
             resources,
         });
-        const podSpec = (spec: Pick<k8s.types.input.core.v1.PodSpec, "containers" | "initContainers">): k8s.types.input.core.v1.PodSpec => ({
+        const podSpec = (spec: Pick<k8s.types.input.core.v1.PodSpec, "containers" | "initContainers">, drill = false): k8s.types.input.core.v1.PodSpec => ({
             ...spec,
             restartPolicy: "Never",
-            serviceAccountName: serviceAccount.metadata.name,
+            serviceAccountName: (drill ? drillServiceAccount : serviceAccount).metadata.name,
             // Workload Identity needs no token; the metadata server answers for the pod.
             automountServiceAccountToken: false,
             securityContext: restrictedPodSecurity(BACKUP_UID, BACKUP_UID),
-            volumes,
+            volumes: drill ? volumes.filter((v) => v.name !== "credentials") : volumes,
         });
         // The Redis drill loads the whole RDB into a scratch server: it needs the live server's memory.
         const drillResources = kind === "redis" && args.serverResources ? args.serverResources : BACKUP_RESOURCES;
@@ -194,12 +236,12 @@ export class Backup extends pulumi.ComponentResource {
         // the drill fetches with gcloud, then checks in the database image.
         this.podSpec = podSpec(gcs
             ? { initContainers: [container("dump", args.image, ["bash", `/scripts/${script}`, "dump"])],
-                containers: [container("store", CLOUD_CLI_IMAGE, ["bash", `/scripts/${script}`, "store"], STORE_RESOURCES)] }
+                containers: [container("store", args.cloudCliImage, ["bash", `/scripts/${script}`, "store"], STORE_RESOURCES)] }
             : { containers: [container("backup", args.image, ["bash", `/scripts/${script}`, "run"])] });
         const drillSpec = podSpec(gcs
-            ? { initContainers: [container("fetch", CLOUD_CLI_IMAGE, ["bash", "/scripts/restore-drill.sh", "fetch", short], STORE_RESOURCES)],
-                containers: [container("check", args.image, ["bash", "/scripts/restore-drill.sh", "check", short], drillResources)] }
-            : { containers: [container("drill", args.image, ["bash", "/scripts/restore-drill.sh", "run", short], drillResources)] });
+            ? { initContainers: [container("fetch", args.cloudCliImage, ["bash", "/scripts/restore-drill.sh", "fetch", short], STORE_RESOURCES, true)],
+                containers: [container("check", args.image, ["bash", "/scripts/restore-drill.sh", "check", short], drillResources, true)] }
+            : { containers: [container("drill", args.image, ["bash", "/scripts/restore-drill.sh", "run", short], drillResources, true)] }, true);
 
         const cronJob = (cronName: string, schedule: string, spec: k8s.types.input.core.v1.PodSpec, podLabels: Record<string, string>) =>
             new k8s.batch.v1.CronJob(cronName, {
@@ -218,8 +260,9 @@ export class Backup extends pulumi.ComponentResource {
             }, { parent: this });
 
         cronJob(`${kind}-backup`, config.schedule, this.podSpec, this.podLabels);
-        // The drill never connects to the live server: its pods get no client label, so no access.
-        cronJob(`${kind}-restore-drill`, config.restoreDrill.schedule, drillSpec, labels);
+        // The drill never connects to the live server: its pods get no client label, so no access, and
+        // a selector of their own (their NetworkPolicy admits no data service).
+        cronJob(`${kind}-restore-drill`, config.restoreDrill.schedule, drillSpec, { ...labels, ...selectorLabels(`${kind}-restore-drill`, args.stack) });
 
         this.outputs = {
             ...this.outputs,
@@ -260,5 +303,11 @@ const BACKUP_DEADLINE_SECONDS = 3 * 3600;
 /** Google service account ids are 6–30 characters: environment and service, trimmed to fit. */
 export function backupAccountId(stack: string, kind: BackupKind): string {
     const suffix = `-${kind}-bak`;
+    return `${stack.slice(0, 30 - suffix.length)}${suffix}`.replace(/^[^a-z]+/, "").replace(/-+$/, "");
+}
+
+/** The restore drill's Google service account id (6–30 characters). */
+export function drillAccountId(stack: string, kind: BackupKind): string {
+    const suffix = `-${kind}-drill`;
     return `${stack.slice(0, 30 - suffix.length)}${suffix}`.replace(/^[^a-z]+/, "").replace(/-+$/, "");
 }

@@ -8,10 +8,12 @@ import { DataService } from "./config/types";
 import { metadata } from "./kube";
 import { EnvironmentPlan } from "./plan/environment";
 import { planAnalysis } from "./plan/analysis";
-import { LABEL_TIER } from "./plan/names";
+import { LABEL_TIER, selectorLabels } from "./plan/names";
+import { planNetwork } from "./plan/network";
 import { healthUrl, releaseOf } from "./plan/release";
-import { Connection, Postgres, postgresImage } from "./postgres";
-import { Redis, redisImage } from "./redis";
+import { NetworkPolicies } from "./network";
+import { Connection, Postgres } from "./postgres";
+import { Redis } from "./redis";
 
 export interface EnvironmentArgs {
     plan: EnvironmentPlan;
@@ -56,9 +58,9 @@ export class Environment extends pulumi.ComponentResource {
         // ./cloud is loaded only then: @pulumi/gcp costs about a second of every run that loads it.
         const cloud: Cloud | undefined = config.gcp.enabled ? new (loadCloud())("cloud", { plan, namespace: this.namespace }, child) : undefined;
         const connections: Partial<Record<DataService, Connection>> = {};
-        const postgres = cloud?.postgres ?? new Postgres("postgres", { ...common, config: config.postgres }, child);
+        const postgres = cloud?.postgres ?? new Postgres("postgres", { ...common, config: config.postgres, image: config.images.postgres }, child);
         connections.postgres = postgres.connection;
-        const redis = cloud?.redis ?? new Redis("redis", { ...common, config: config.redis }, child);
+        const redis = cloud?.redis ?? new Redis("redis", { ...common, config: config.redis, image: config.images.redis }, child);
         connections.redis = redis.connection;
 
         // Data-tier pods accept only what a NetworkPolicy of their service allows.
@@ -84,14 +86,14 @@ export class Environment extends pulumi.ComponentResource {
             const backupOpts = { ...child, providers: { kubernetes: provider, ...(cloud ? { gcp: cloud.provider } : {}) } };
             if (postgresBackup) {
                 backups.postgres = new Backup("postgres-backup", {
-                    ...backupCommon, kind: "postgres", config: config.postgres.backup, image: postgresImage(config.postgres.version),
+                    ...backupCommon, kind: "postgres", config: config.postgres.backup, image: config.images.postgres, cloudCliImage: config.images.cloudCli,
                     secretName: postgres.connection.secretName, storageClass: config.postgres.storageClass,
                     sslMode: config.postgres.mode === "cloudsql" ? "require" : undefined,
                 }, backupOpts);
             }
             if (redisBackup) {
                 backups.redis = new Backup("redis-backup", {
-                    ...backupCommon, kind: "redis", config: config.redis.backup, image: redisImage(config.redis.version),
+                    ...backupCommon, kind: "redis", config: config.redis.backup, image: config.images.redis, cloudCliImage: config.images.cloudCli,
                     secretName: redis.connection.secretName, storageClass: config.redis.storageClass, serverResources: config.redis.resources,
                 }, backupOpts);
             }
@@ -102,10 +104,19 @@ export class Environment extends pulumi.ComponentResource {
         for (const app of plan.apps) {
             this.apps[app.config.name] = new AppRelease(app.config.name, {
                 plan: app, namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, connections,
-                builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration, backupBeforeRelease,
+                builtImage: cloud?.builtImages[app.config.name], backupBeforeMigration, backupBeforeRelease, smokeTestImage: config.images.smokeTest,
             }, child);
         }
         const analyses = this.declareAnalyses(plan, resource);
+
+        // Deny by default; each workload reaches and is reached by exactly what it needs.
+        new NetworkPolicies("network", {
+            plans: planNetwork(plan), namespace: this.namespace, labels: plan.labels, connections,
+            dataPods: {
+                ...(cloud?.postgres ? {} : { postgres: selectorLabels("postgres", config.stack) }),
+                ...(cloud?.redis ? {} : { redis: selectorLabels("redis", config.stack) }),
+            },
+        }, child);
 
         this.outputs = {
             namespace: plan.namespace,

@@ -19,6 +19,8 @@ export function restrictedPodSecurity(uid: number, fsGroup?: number): k8s.types.
 /** The Kubernetes "restricted" Pod Security profile, at container level. */
 export const restrictedContainerSecurity: k8s.types.input.core.v1.SecurityContext = {
     runAsNonRoot: true,
+    // Nothing writes outside the emptyDirs and volumes mounted for it (see TMP_VOLUME).
+    readOnlyRootFilesystem: true,
     allowPrivilegeEscalation: false,
     capabilities: { drop: ["ALL"] },
     seccompProfile: { type: "RuntimeDefault" },
@@ -40,6 +42,10 @@ export function fromSecret(name: string, secret: pulumi.Input<string>, key: stri
 
 /** A shell probe command: exec probes have no shell, and these need the container's env. */
 export const shell = (script: string) => ["sh", "-c", script];
+
+/** A writable, size-limited /tmp for containers whose root filesystem is read-only. */
+export const TMP_VOLUME: k8s.types.input.core.v1.Volume = { name: "tmp", emptyDir: { sizeLimit: "256Mi" } };
+export const TMP_MOUNT: k8s.types.input.core.v1.VolumeMount = { name: "tmp", mountPath: "/tmp" };
 
 /** Annotation that stops `pulumi up` waiting for a Service's endpoints. */
 export const SKIP_AWAIT = { "pulumi.com/skipAwait": "true" };

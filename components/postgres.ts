@@ -23,12 +23,12 @@ export interface PostgresArgs {
     stack: string;
     labels: Record<string, string>;
     config: PostgresConfig;
+    /** The server image (platform:images.postgres). */
+    image: string;
     protectData: boolean;
 }
 
 export const POSTGRES_PORT = 5432;
-/** The server image; backups use the same one, so their client tools match the server. */
-export const postgresImage = (version: string) => `postgres:${version}-bookworm`;
 const POSTGRES_UID = 999; // the postgres user of the official image
 
 export const postgresSecretName = "postgres-credentials";
@@ -96,7 +96,7 @@ export class Postgres extends pulumi.ComponentResource {
                         terminationGracePeriodSeconds: 60,
                         containers: [{
                             name: "postgres",
-                            image: postgresImage(config.version),
+                            image: args.image,
                             ports: [{ name: "postgres", containerPort: POSTGRES_PORT }],
                             env: [
                                 fromSecret("POSTGRES_USER", secret.metadata.name, "username"),

@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { RedisConfig } from "./config/types";
-import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, volumeClaimSpec } from "./kube";
+import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, TMP_MOUNT, TMP_VOLUME, volumeClaimSpec } from "./kube";
 import { LABEL_TIER, selectorLabels } from "./plan/names";
 import { Connection } from "./postgres";
 
@@ -13,12 +13,12 @@ export interface RedisArgs {
     stack: string;
     labels: Record<string, string>;
     config: RedisConfig;
+    /** The server image (platform:images.redis). */
+    image: string;
     protectData: boolean;
 }
 
 export const REDIS_PORT = 6379;
-/** The server image; backups use the same one, so their client tools match the server. */
-export const redisImage = (version: string) => `redis:${version}-bookworm`;
 const REDIS_UID = 999; // the redis user of the official image
 export const redisSecretName = "redis-credentials";
 
@@ -85,7 +85,7 @@ save ${config.persistence ? "3600 1 300 100 60 10000" : '""'}
                         terminationGracePeriodSeconds: 30,
                         containers: [{
                             name: "redis",
-                            image: redisImage(config.version),
+                            image: args.image,
                             command: ["redis-server", "/etc/redis/redis.conf"],
                             ports: [{ name: "redis", containerPort: REDIS_PORT }],
                             // redis-cli reads REDISCLI_AUTH, so probes authenticate without a password argument.
@@ -98,9 +98,11 @@ save ${config.persistence ? "3600 1 300 100 60 10000" : '""'}
                             volumeMounts: [
                                 { name: "data", mountPath: "/data" },
                                 { name: "config", mountPath: "/etc/redis", readOnly: true },
+                                TMP_MOUNT,
                             ],
                         }],
                         volumes: [
+                            TMP_VOLUME,
                             { name: "config", secret: { secretName: secret.metadata.name, items: [{ key: "redis.conf", path: "redis.conf" }], defaultMode: 0o440 } },
                         ],
                     },

@@ -31,7 +31,11 @@ export class Routing extends pulumi.ComponentResource {
                 kind: "HTTPRoute",
                 metadata: metadata(app, namespace, labels),
                 spec: {
-                    parentRefs: [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: route.gateway!.name, namespace: route.gateway!.namespace }],
+                    parentRefs: [{
+                        group: "gateway.networking.k8s.io", kind: "Gateway", name: route.gateway!.name, namespace: route.gateway!.namespace,
+                        // With TLS, only the Gateway's HTTPS listener serves the route.
+                        ...(route.tls?.listener ? { sectionName: route.tls.listener } : {}),
+                    }],
                     hostnames: [route.host],
                     rules: [{
                         matches: [{ path: { type: "PathPrefix", value: route.path } }],
@@ -47,9 +51,13 @@ export class Routing extends pulumi.ComponentResource {
                 host: route.host,
                 http: { paths: [{ path: route.path, pathType: "Prefix", backend: { service: { name: service, port: { number: args.servicePort } } } }] },
             });
+            const tls = route.tls?.secretName ? { tls: [{ hosts: [route.host], secretName: route.tls.secretName }] } : {};
+            // cert-manager issues the certificate for the primary Ingress only: two would race for one Secret.
+            const issuer: Record<string, string> | undefined = route.tls?.clusterIssuer ? { "cert-manager.io/cluster-issuer": route.tls.clusterIssuer }
+                : route.tls?.issuer ? { "cert-manager.io/issuer": route.tls.issuer } : undefined;
             this.trafficObjects.push(new k8s.networking.v1.Ingress(`${app}-ingress`, {
-                metadata: metadata(app, namespace, labels),
-                spec: { ingressClassName: route.ingressClassName, rules: [rule(primary.service)] },
+                metadata: metadata(app, namespace, labels, issuer),
+                spec: { ingressClassName: route.ingressClassName, ...tls, rules: [rule(primary.service)] },
             }, { parent: this, dependsOn: args.after }));
             if (canary) {
                 this.trafficObjects.push(new k8s.networking.v1.Ingress(`${app}-canary-ingress`, {
@@ -59,7 +67,7 @@ export class Routing extends pulumi.ComponentResource {
                         // The canary's Deployment and smoke test gate this Ingress; its endpoints need no second wait.
                         ...SKIP_AWAIT,
                     }),
-                    spec: { ingressClassName: route.ingressClassName, rules: [rule(canary.service)] },
+                    spec: { ingressClassName: route.ingressClassName, ...tls, rules: [rule(canary.service)] },
                 }, { parent: this, dependsOn: args.after }));
             }
         }

@@ -88,9 +88,20 @@ export const noUntaggedOrLatestImages: ResourceValidationPolicy = {
     },
 };
 
+const QUANTITY_SUFFIX: Record<string, number> = {
+    "": 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+/** A Kubernetes quantity as a number (cores or bytes), or undefined when it is not one. */
+export function quantity(q: unknown): number | undefined {
+    if (typeof q === "number") return q;
+    const m = typeof q === "string" ? /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([a-zA-Z]*)$/.exec(q) : null;
+    return m && m[2] in QUANTITY_SUFFIX ? Number(m[1]) * QUANTITY_SUFFIX[m[2]] : undefined;
+}
+
 export const requestsAndLimits: ResourceValidationPolicy = {
     name: "containers-have-requests-and-limits",
-    description: "Every container requests and limits both CPU and memory.",
+    description: "Every container requests and limits both CPU and memory, and requests no more than its limits.",
     enforcementLevel: "mandatory",
     configSchema,
     validateResource: (args, report) => {
@@ -103,6 +114,13 @@ export const requestsAndLimits: ResourceValidationPolicy = {
                 }
             }
             if (missing.length) report(`${where} has no ${missing.join(", ")}`);
+            for (const resource of ["cpu", "memory"]) {
+                const req = quantity(c.resources?.requests?.[resource]);
+                const lim = quantity(c.resources?.limits?.[resource]);
+                if (req !== undefined && lim !== undefined && req > lim) {
+                    report(`${where} requests more ${resource} (${c.resources.requests[resource]}) than its limit (${c.resources.limits[resource]})`);
+                }
+            }
         });
     },
 };
@@ -270,6 +288,83 @@ export const productionPostgresBackups: StackValidationPolicy = {
     },
 };
 
+/** Tags registries move by convention (the program's list: components/config/versions.ts). */
+export const MUTABLE_TAGS = [
+    "main", "master", "trunk", "head", "stable", "edge", "dev", "develop", "development", "nightly", "next", "snapshot",
+    "current", "lts", "release", "prod", "production", "staging", "test", "beta", "alpha", "unstable", "rolling",
+];
+/** Pod-template annotation of a workload whose owner deploys a moving tag knowingly. */
+export const MUTABLE_TAG_ANNOTATION = "platform.dev/mutable-tag";
+
+function podAnnotations(type: string, props: any): Record<string, string> {
+    if (type === "kubernetes:core/v1:Pod") return props?.metadata?.annotations ?? {};
+    const t = type === "kubernetes:batch/v1:CronJob" ? props?.spec?.jobTemplate?.spec?.template : props?.spec?.template;
+    return t?.metadata?.annotations ?? {};
+}
+
+export const noMutableTags: ResourceValidationPolicy = {
+    name: "no-mutable-tags",
+    description: `No container runs a tag registries move (${MUTABLE_TAGS.slice(0, 6).join(", ")}, …) unless its pods carry ${MUTABLE_TAG_ANNOTATION}: allowed.`,
+    enforcementLevel: "mandatory",
+    configSchema,
+    validateResource: (args, report) => {
+        if (podAnnotations(args.type, args.props)[MUTABLE_TAG_ANNOTATION] === "allowed") return;
+        eachContainer(args, report, (c, _spec, where) => {
+            if (typeof c.image !== "string" || c.image.includes("@")) return;
+            const last = c.image.slice(c.image.lastIndexOf("/") + 1);
+            const tag = last.includes(":") ? last.slice(last.lastIndexOf(":") + 1) : "";
+            if (MUTABLE_TAGS.includes(tag.toLowerCase())) report(`${where} runs the moving tag "${tag}" (${c.image}): name an exact version or a digest`);
+        });
+    },
+};
+
+/** A schedule that plainly runs every day: day of month, month and day of week all "*". */
+export function runsEveryDay(schedule: unknown): boolean {
+    if (typeof schedule !== "string") return false;
+    const f = schedule.trim().split(/\s+/);
+    return f.length === 5 && f[2] === "*" && f[3] === "*" && f[4] === "*";
+}
+
+/**
+ * What production's backups lack, for both data services: each in-cluster Postgres or Redis
+ * (a StatefulSet labelled app.kubernetes.io/name=postgres|redis) and every Cloud SQL instance has a
+ * backup CronJob (app.kubernetes.io/component=backup, app.kubernetes.io/name=<service>-backup), and
+ * every backup CronJob runs every day.
+ */
+export function dailyBackupProblems(resources: { type: string; props: any }[]): string[] {
+    const problems: string[] = [];
+    const labels = (r: { props: any }) => r.props?.metadata?.labels ?? {};
+    const backups = resources.filter((r) => r.type === "kubernetes:batch/v1:CronJob" && labels(r)["app.kubernetes.io/component"] === BACKUP_COMPONENT
+        && /-backup$/.test(labels(r)["app.kubernetes.io/name"] ?? "")
+        // The restore drill carries the same labels; it is not a backup.
+        && !containersOf(podSpecOf(r.type, r.props) ?? {}).some((c) => commandOf(c).some((x) => x.endsWith("restore-drill.sh"))));
+    const services = new Set(resources.filter((r) => r.type === "kubernetes:apps/v1:StatefulSet").map((r) => labels(r)["app.kubernetes.io/name"]).filter((n) => n === "postgres" || n === "redis"));
+    if (resources.some((r) => r.type === "gcp:sql/databaseInstance:DatabaseInstance")) services.add("postgres");
+    for (const service of [...services].sort()) {
+        if (!backups.some((b) => labels(b)["app.kubernetes.io/name"] === `${service}-backup`)) {
+            problems.push(`production ${service} has no backup CronJob (app.kubernetes.io/component=${BACKUP_COMPONENT}, app.kubernetes.io/name=${service}-backup): backups are disabled`);
+        }
+    }
+    for (const b of backups) {
+        if (!runsEveryDay(b.props?.spec?.schedule)) {
+            problems.push(`CronJob ${b.props?.metadata?.name} runs on ${JSON.stringify(b.props?.spec?.schedule)}: production backups run every day (day of month, month and day of week "*")`);
+        }
+    }
+    return problems;
+}
+
+export const productionDailyBackups: StackValidationPolicy = {
+    name: "production-daily-backups",
+    description: "Production backs up both data services (in-cluster Postgres and Redis, Cloud SQL), every day.",
+    enforcementLevel: "mandatory",
+    configSchema,
+    validateStack: (args: StackValidationArgs, report: ReportViolation) => {
+        const first = args.resources[0];
+        if (!first || !isProduction(first.urn, args)) return;
+        for (const problem of dailyBackupProblems(args.resources)) report(problem);
+    },
+};
+
 export const policies = [
     noUntaggedOrLatestImages,
     requestsAndLimits,
@@ -277,4 +372,6 @@ export const policies = [
     protectedDataInProduction,
     canaryWeightsInRange,
     productionPostgresBackups,
+    noMutableTags,
+    productionDailyBackups,
 ];

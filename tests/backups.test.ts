@@ -1,9 +1,9 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { backupAccountId, CLOUD_CLI_IMAGE } from "../components/backup";
+import { backupAccountId } from "../components/backup";
 import { backupBucketName, bucketRetentionDays, NONCURRENT_VERSION_DAYS, preMigrationBackupName } from "../components/plan/backup";
-import { describe_, diff, MANAGED, Result, run } from "./harness";
+import { describe_, diff, MANAGED, readStackFile, Result, run } from "./harness";
 
 // What the stack declares for backups (components/backup.ts); the scripts themselves are tested
 // against real servers in tests/backup/.
@@ -75,6 +75,8 @@ describe("backups", () => {
                     assert.ok(!names.includes("PGPASSWORD") && !names.includes("REDISCLI_AUTH"), where);
                     assert.ok(!ctr.env.some((e: any) => e.valueFrom?.secretKeyRef?.key === "password"), `${where}: password in env`);
                 }
+                // The restore drill holds no password at all (tests/drill-identity.test.ts).
+                if (c.metadata.name.endsWith("-restore-drill")) continue;
                 const credentials = pod.volumes.find((v: any) => v.name === "credentials").secret;
                 assert.deepEqual(credentials.items, [{ key: "password", path: "password" }]);
                 // Group-readable for fsGroup 999 (the scripts run as uid 999, not root).
@@ -150,14 +152,16 @@ describe("backups", () => {
 
         it("dumps and verifies in the database image, then stores with gcloud; the drill fetches, then checks", () => {
             const p = r.production;
+            const images = readStackFile("production")["platform:images"] as Record<string, string>;
+            const CLOUD_CLI_IMAGE = images.cloudCli;
             const pg = podOf(p, "postgres-backup");
-            assert.deepEqual(commands(pg.initContainers), ["postgres:16-bookworm bash /scripts/pg-backup.sh dump"]);
+            assert.deepEqual(commands(pg.initContainers), [`${images.postgres} bash /scripts/pg-backup.sh dump`]);
             assert.deepEqual(commands(pg.containers), [`${CLOUD_CLI_IMAGE} bash /scripts/pg-backup.sh store`]);
             assert.equal(envOf(pg.containers[0]).BACKUP_GCS_URL, "gs://acme-production-production-postgres-backups/postgres");
             assert.deepEqual([envOf(pg.containers[0]).BACKUP_KEEP_DAILY, envOf(pg.containers[0]).BACKUP_KEEP_MONTHLY], ["7", "6"]);
             const drill = podOf(p, "redis-restore-drill");
             assert.deepEqual(commands(drill.initContainers), [`${CLOUD_CLI_IMAGE} bash /scripts/restore-drill.sh fetch redis`]);
-            assert.deepEqual(commands(drill.containers), ["redis:7.2-bookworm bash /scripts/restore-drill.sh check redis"]);
+            assert.deepEqual(commands(drill.containers), [`${images.redis} bash /scripts/restore-drill.sh check redis`]);
             // The scratch Redis loads the whole RDB: it gets the live server's memory.
             assert.equal(drill.containers[0].resources.limits.memory, "1Gi");
             assert.ok(!pg.volumes.some((v: any) => v.name === "backups"), "no volume for the gcs destination");
@@ -186,7 +190,8 @@ describe("backups", () => {
             const [migration] = migrationJobs(p);
             assert.ok(migration, "production's api has a migration");
             const backup = p.object("Job", preMigrationBackupName(migration.metadata.name));
-            assert.deepEqual(commands(backup.spec.template.spec.initContainers), ["postgres:16-bookworm bash /scripts/pg-backup.sh dump"]);
+            const postgresImage = (readStackFile("production")["platform:images"] as Record<string, string>).postgres;
+            assert.deepEqual(commands(backup.spec.template.spec.initContainers), [`${postgresImage} bash /scripts/pg-backup.sh dump`]);
             assert.deepEqual(backup.spec.template.spec, podOf(p, "postgres-backup"), "the same pod as the daily backup");
             assert.equal(backup.spec.backoffLimit, 0);
             assert.ok(p.dependsOn("Job", migration.metadata.name).includes(`Job/${backup.metadata.name}`));
@@ -219,6 +224,7 @@ describe("backups", () => {
             destination: "gs://acme-production-production-postgres-backups/postgres",
             bucket: "acme-production-production-postgres-backups",
             serviceAccount: "production-postgres-bak@acme-production.iam.gserviceaccount.com",
+            drillServiceAccount: "production-postgres-drill@acme-production.iam.gserviceaccount.com",
             schedule: "15 2 * * *", restoreDrill: "0 5 1 * *", keep: { daily: 7, weekly: 4, monthly: 6 },
         });
         assert.equal(r.staging.outputs.backups.redis.destination, "pvc/redis-backups");

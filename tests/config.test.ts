@@ -11,7 +11,7 @@ const invalid: [string, Record<string, unknown>, string][] = [
         'platform:apps.worker.strategy must be one of "rolling", "blueGreen", "canary" (got "bluegreen")'],
     ["negative replicas", { "platform:apps.api.replicas": -2 }, "platform:apps.api.replicas must be an integer from 1 to 1000 (got -2)"],
     ["fractional replicas", { "platform:apps.api.replicas": 1.5 }, "platform:apps.api.replicas must be an integer from 1 to 1000 (got 1.5)"],
-    ["storage in words", { "platform:postgres.storage": "20 gigs" }, 'platform:postgres.storage must be a Kubernetes quantity such as 20Gi (got "20 gigs")'],
+    ["storage in words", { "platform:postgres.storage": "20 gigs" }, 'platform:postgres.storage must be a size in bytes such as 20Gi (at least 1Mi) (got "20 gigs")'],
     ["missing image", { "platform:apps.worker.image": undefined }, "platform:apps.worker.image is required"],
     ["image with a tag", { "platform:apps.worker.image": "registry.local/acme/worker:2.7.0" }, "platform:apps.worker.image must be an image repository without tag or digest"],
     ["unknown data service", { "platform:apps.api.uses": ["postgres", "mysql"] }, 'platform:apps.api.uses[1] must be one of "postgres", "redis" (got "mysql")'],
@@ -29,7 +29,7 @@ const invalid: [string, Record<string, unknown>, string][] = [
         "platform:apps.api.canary.canary is required when apps.api.canary.weight is above 0"],
     ["unknown colour", { "platform:apps.web.blueGreen.activeColor": "red" }, 'platform:apps.web.blueGreen.activeColor must be one of "blue", "green" (got "red")'],
     ["key of another strategy", { "platform:apps.worker.canary": { stable: "1.0.0", weight: 0 } }, 'platform:apps.worker.canary is only used with strategy "canary"'],
-    ["bad cron", { "platform:postgres.backup": { schedule: "every night" } }, 'platform:postgres.backup.schedule must be a five-field cron expression such as "15 2 * * *" (got "every night")'],
+    ["bad cron", { "platform:postgres.backup": { schedule: "every night" } }, 'platform:postgres.backup.schedule must be a five-field cron expression such as "15 2 * * *" that Kubernetes accepts'],
     ["a backup before migrations with backups off", { "platform:postgres.backup": { enabled: false, beforeMigrations: true } },
         "platform:postgres.backup.beforeMigrations needs platform:postgres.backup.enabled: true (it runs the daily backup as a Job) (got true)"],
     ["gcs backups without Google Cloud", { "platform:redis.backup": { destination: "gcs" } },
@@ -80,7 +80,7 @@ describe("invalid config", () => {
 
     it("rejects random misspelled app keys (property)", () => {
         const base = readStackFile("local");
-        const known = ["image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag", "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build"];
+        const known = ["image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag", "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "allowMutableTags", "calls", "egressCidrs"];
         fc.assert(fc.property(fc.stringMatching(/^[a-zA-Z]{1,12}$/).filter((k) => !known.includes(k)), (key) => {
             assert.throws(() => validateConfig(setPath(base, `platform:apps.worker.${key}`, 1), "local"),
                 (e: Error) => e instanceof ConfigError && e.problems.some((p) => p.startsWith(`platform:apps.worker.${key} is not a known key`)));

@@ -173,6 +173,6 @@ describe("no perpetual diffs", () => {
             assert.equal(typeof ref.weight, "number");
             assert.equal(ref.port, 80);
         }
-        assert.deepEqual(r.object("HTTPRoute", "api").spec.parentRefs[0], { group: "gateway.networking.k8s.io", kind: "Gateway", name: "public", namespace: "gateway-system" });
+        assert.deepEqual(r.object("HTTPRoute", "api").spec.parentRefs[0], { group: "gateway.networking.k8s.io", kind: "Gateway", name: "public", namespace: "gateway-system", sectionName: "https" });
     });
 });

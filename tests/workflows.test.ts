@@ -61,13 +61,21 @@ export function workflowProblems(wf: Workflow): string[] {
         if (perms["pull-requests"] === "write" && !commenting) problems.push(`job ${name} may write pull requests but comments nothing`);
         if (commenting && perms["pull-requests"] !== "write") problems.push(`job ${name} comments on the PR without pull-requests: write`);
         for (const step of job.steps ?? []) {
-            if (step.uses && !step.uses.startsWith("./") && !/@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/.test(step.uses)) {
-                problems.push(`job ${name} uses ${step.uses} without pinning a version`);
+            // A tag can be moved to other code; a commit cannot (the tag goes in a comment).
+            if (step.uses && !step.uses.startsWith("./") && !/@[0-9a-f]{40}$/.test(step.uses)) {
+                problems.push(`job ${name} uses ${step.uses} without pinning a commit SHA`);
             }
             if (step.run && /\$\{\{\s*secrets\./.test(step.run)) problems.push(`job ${name} puts a secret into a shell command (${step.name ?? step.run.slice(0, 30)})`);
         }
+        const environment = typeof job.environment === "object" ? job.environment.name : job.environment ?? "";
+        const previewOnly = environment.endsWith("-preview");
         for (const step of pulumiSteps(job)) {
-            if (step.env?.PULUMI_ACCESS_TOKEN !== "${{ secrets.PULUMI_ACCESS_TOKEN }}") problems.push(`job ${name} runs pulumi without PULUMI_ACCESS_TOKEN from secrets`);
+            // Previews get the read-only token of a *-preview environment; only deploys get the deployers' one.
+            const deploys = step.with?.command !== "preview";
+            const token = deploys ? "${{ secrets.PULUMI_ACCESS_TOKEN }}" : "${{ secrets.PULUMI_PREVIEW_ACCESS_TOKEN }}";
+            if (step.env?.PULUMI_ACCESS_TOKEN !== token) problems.push(`job ${name} runs pulumi ${step.with?.command} without PULUMI_ACCESS_TOKEN: ${token}`);
+            if (!deploys && !previewOnly) problems.push(`job ${name} previews outside a *-preview environment (its credentials must be read-only)`);
+            if (deploys && previewOnly) problems.push(`job ${name} runs pulumi ${step.with?.command} in the read-only environment ${environment}`);
             if (step.with?.policyPacks !== "policy") problems.push(`job ${name} runs pulumi without the policy pack`);
             if (!needsOf(job).includes("checks")) problems.push(`job ${name} runs pulumi before the checks pass`);
         }
@@ -88,6 +96,9 @@ export function workflowProblems(wf: Workflow): string[] {
             else if (c["cancel-in-progress"] !== false) problems.push(`deploy job ${name} may cancel an update in progress`);
             if (!job.environment) problems.push(`deploy job ${name} runs outside a GitHub environment`);
         }
+    }
+    if (wf.on && "pull_request" in wf.on && JSON.stringify(wf).includes("secrets.PULUMI_ACCESS_TOKEN")) {
+        problems.push("runs on pull requests and references the deployers' PULUMI_ACCESS_TOKEN");
     }
     return problems;
 }
@@ -125,7 +136,8 @@ describe("CI workflows", () => {
         assert.match(mutate((wf) => ((wf.jobs.up.concurrency as any)["cancel-in-progress"] = true)), /may cancel an update in progress/);
         assert.match(mutate((wf) => delete wf.permissions), /no top-level permissions/);
         assert.match(mutate((wf) => (wf.jobs.up.permissions = { contents: "write", "id-token": "write" })), /may write contents/);
-        assert.match(mutate((wf) => (wf.jobs.up.steps!.find((s) => s.uses?.startsWith("actions/checkout"))!.uses = "actions/checkout@main")), /without pinning a version/);
+        assert.match(mutate((wf) => (wf.jobs.up.steps!.find((s) => s.uses?.startsWith("actions/checkout"))!.uses = "actions/checkout@main")), /without pinning a commit SHA/);
+        assert.match(mutate((wf) => (wf.jobs.up.steps!.find((s) => s.uses?.startsWith("actions/checkout"))!.uses = "actions/checkout@v4")), /without pinning a commit SHA/);
         assert.match(mutate((wf) => wf.jobs.up.steps!.push({ run: "echo ${{ secrets.PULUMI_ACCESS_TOKEN }}" })), /secret into a shell command/);
         assert.match(mutate((wf) => delete wf.jobs.up.environment), /outside a GitHub environment/);
         assert.match(mutate((wf) => (wf.jobs.up.needs = [])), /before the checks pass/);
@@ -138,6 +150,38 @@ describe("CI workflows", () => {
         assert.match(mutate((wf) => wf.jobs.up.steps!.push({ uses: "pulumi/actions@v6", with: { command: "up", "stack-name": "x", policyPacks: "policy" }, env: { PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_ACCESS_TOKEN }}" } })), /runs pulumi up directly/);
         assert.match(mutate((wf) => delete wf.jobs.up.steps!.find((s) => s.uses?.startsWith("google-github-actions/auth@"))!.with!.workload_identity_provider), /without Workload Identity Federation/);
         assert.match(mutate((wf) => delete wf.jobs.up["runs-on"]), /has no runs-on/);
+    });
+
+    it("every external action is pinned by commit SHA with its release tag in a comment", () => {
+        let pinned = 0;
+        for (const file of FILES) {
+            for (const line of fs.readFileSync(path.join(DIR, file), "utf8").split("\n").filter((l) => /^\s*(- )?uses:/.test(l) && !l.includes("./"))) {
+                assert.match(line, /uses: [\w.-]+\/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$/, `${file}: ${line.trim()}`);
+                pinned++;
+            }
+        }
+        assert.ok(pinned >= 10);
+    });
+
+    it("pull-request previews hold only read-only credentials (a *-preview environment, the preview token)", () => {
+        const pr = load("pull-request.yml");
+        const [step] = pulumiSteps(pr.jobs.preview);
+        assert.equal(pr.jobs.preview.environment, "${{ matrix.stack }}-preview");
+        assert.equal(step.env?.PULUMI_ACCESS_TOKEN, "${{ secrets.PULUMI_PREVIEW_ACCESS_TOKEN }}");
+        assert.ok(!fs.readFileSync(path.join(DIR, "pull-request.yml"), "utf8").includes("secrets.PULUMI_ACCESS_TOKEN"));
+        const mutate = (f: (wf: Workflow) => void) => {
+            const wf = structuredClone(pr);
+            f(wf);
+            return workflowProblems(wf).join("\n");
+        };
+        assert.match(mutate((wf) => (pulumiSteps(wf.jobs.preview)[0].env!.PULUMI_ACCESS_TOKEN = "${{ secrets.PULUMI_ACCESS_TOKEN }}")), /deployers' PULUMI_ACCESS_TOKEN/);
+        assert.match(mutate((wf) => (wf.jobs.preview.environment = "${{ matrix.stack }}")), /previews outside a \*-preview environment/);
+        assert.match(mutate((wf) => (pulumiSteps(wf.jobs.preview)[0].with!.command = "up")), /runs pulumi up in the read-only environment/);
+        for (const file of ["deploy-staging.yml", "deploy-production.yml"]) {
+            const up = Object.values(load(file).jobs).find(isDeploy)!;
+            assert.equal(pulumiSteps(up)[0].env?.PULUMI_ACCESS_TOKEN, "${{ secrets.PULUMI_ACCESS_TOKEN }}", file);
+            assert.ok(!String(up.environment).endsWith("-preview"), file);
+        }
     });
 
     it("pull requests: checks, then a preview of staging and production commented on the PR", () => {

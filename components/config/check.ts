@@ -62,8 +62,13 @@ interface StringRule {
 }
 
 export function string(p: Problems, path: string, value: unknown, rule: StringRule = {}): string | undefined {
-    if (value === undefined || value === "") {
+    if (value === undefined) {
         if (rule.required) p.add(path, `is required${rule.means ? ` (${rule.means})` : ""}`);
+        return undefined;
+    }
+    // "" is what `pulumi config set <key> ""` stores: a value, never a way to unset a key.
+    if (value === "") {
+        p.add(path, `must not be empty${rule.means ? ` (${rule.means})` : ""}; remove the key to leave it unset`, value);
         return undefined;
     }
     if (typeof value !== "string") {
@@ -144,6 +149,8 @@ export const patterns = {
     imageRepository: /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*$/,
     /** An image tag (not "latest") or a sha256 digest. */
     imageVersion: /^(sha256:[a-f0-9]{64}|[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/,
+    /** A Kubernetes label value (non-empty here). */
+    labelValue: /^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/,
     sqlIdentifier: /^[a-z_][a-z0-9_]{0,62}$/,
     envName: /^[A-Za-z_][A-Za-z0-9_]*$/,
     hostname: /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/,
@@ -155,6 +162,11 @@ export function imageVersion(p: Problems, path: string, value: unknown, required
     const v = string(p, path, value, { required, pattern: patterns.imageVersion, means: "an image tag or a sha256:<64 hex> digest" });
     if (v === "latest") {
         p.add(path, "must name an exact version: \"latest\" is not allowed", v);
+        return undefined;
+    }
+    // A tag becomes the app.kubernetes.io/version label of the pods and Jobs that run it.
+    if (v !== undefined && !v.startsWith("sha256:") && !patterns.labelValue.test(v)) {
+        p.add(path, "must be usable as a label value: at most 63 characters, starting and ending with a letter or digit", v);
         return undefined;
     }
     return v;

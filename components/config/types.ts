@@ -28,6 +28,8 @@ export interface BackupConfig {
     beforeMigrations: boolean;
     /** Postgres only: take a verified backup, named after the release, before an update changes any app. */
     beforeDeploy: boolean;
+    /** gcs only: a bucket retention policy (no deletion before `days`), locked only when `locked`. */
+    retention?: { days: number; locked: boolean };
 }
 
 export interface PostgresConfig {
@@ -69,12 +71,23 @@ export interface CanaryConfig {
     canaryReplicas?: number;
 }
 
+export interface NetworkConfig {
+    /** Apps this app connects to: their pods admit it, and its egress reaches them. */
+    calls: string[];
+    /** Address blocks outside the cluster this app may connect to (everything else is denied). */
+    egressCidrs: string[];
+}
+
 export interface RoutingConfig {
     kind: RoutingKind;
+    /** Where the router's traffic to the app's pods comes from (the only outside source admitted). */
+    from: { namespaces: string[]; cidrs: string[] };
     host?: string;
     path: string;
     gateway?: { name: string; namespace: string };
     ingressClassName: string;
+    /** nginx: the certificate Secret (issued by cert-manager when an issuer is named); gateway: the HTTPS listener. */
+    tls?: { secretName?: string; issuer?: string; clusterIssuer?: string; listener?: string };
 }
 
 export interface AutoscalingConfig {
@@ -109,6 +122,9 @@ export interface AppConfig {
     smokeTest?: { command: string[] };
     autoscaling?: AutoscalingConfig;
     build?: BuildConfig;
+    /** Deploy tags registries move (main, stable, …) knowingly; pods are annotated so the policy pack lets them pass. */
+    allowMutableTags?: boolean;
+    network: NetworkConfig;
     /** How long a track's rollout and its smoke test may take before `pulumi up` fails. */
     rolloutTimeoutSeconds: number;
     /** Checks run after each traffic move (config/analysis.ts). */
@@ -133,4 +149,6 @@ export interface StackConfig {
     postgres: PostgresConfig;
     redis: RedisConfig;
     apps: AppConfig[];
+    /** The platform's own images (config/images.ts). */
+    images: { postgres: string; redis: string; cloudCli: string; smokeTest: string };
 }

@@ -1,13 +1,22 @@
-import { CronExpressionParser } from "cron-parser";
 import {
     Problems, boolean, imageVersion, integer, isObject, object, oneOf, patterns, requiredObject, string, stringList,
 } from "./check";
 import {
     AppConfig, AutoscalingConfig, BackupConfig, BlueGreenConfig, BuildConfig, CanaryConfig, DataService, GcpConfig,
-    PostgresConfig, RedisConfig, Resources, RoutingConfig, StackConfig, Tier,
+    PostgresConfig, RedisConfig, RoutingConfig, StackConfig, Tier,
 } from "./types";
 import { buildTargetOf, builtImageRepository } from "../plan/images";
 import { validateAnalysis } from "./analysis";
+import { cronProblem } from "./cron";
+import { storageSize, validateResources } from "./quantities";
+import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
+import { validateGeneratedNames } from "./names";
+import { validateAppNetwork, validateCalls, validateRouterSources } from "./network";
+import { validateProductionData } from "./production";
+import { validateMutableTags } from "./versions";
+import { validateBucketRetention } from "./backups";
+import { validateTls } from "./tls";
+import { validateImages } from "./images";
 
 /** Thrown when the stack config is invalid; its message lists every problem, one per line. */
 export class ConfigError extends Error {
@@ -18,14 +27,14 @@ export class ConfigError extends Error {
     }
 }
 
-const TOP_LEVEL_KEYS = ["tier", "namespace", "kubernetes", "gcp", "postgres", "redis", "apps"] as const;
+const TOP_LEVEL_KEYS = ["tier", "namespace", "kubernetes", "gcp", "postgres", "redis", "apps", "images"] as const;
 const TIERS: readonly Tier[] = ["local", "staging", "production"];
-const RESOURCE_KEYS = ["requests", "limits"];
-const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations", "beforeDeploy"];
+const BACKUP_KEYS = ["enabled", "schedule", "keepDaily", "keepWeekly", "keepMonthly", "destination", "storage", "restoreDrill", "beforeMigrations", "beforeDeploy", "retention"];
 const POSTGRES_ONLY_BACKUP_KEYS = ["beforeMigrations", "beforeDeploy"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
-    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "rolloutTimeoutSeconds", "analysis",
+    "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "rolloutTimeoutSeconds", "analysis", "allowMutableTags",
+    "calls", "egressCidrs",
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -79,9 +88,14 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const redis = validateRedis(p, get("redis"), tier, gcp);
     const apps = validateApps(p, get("apps"));
     validateBuilds(p, apps, gcp, namespace);
+    validateRouteClaims(p, apps);
+    validateCalls(p, apps);
+    validateGeneratedNames(p, apps, postgres);
+    validateProductionData(p, tier, postgres, redis);
+    const images = validateImages(p, get("images"), tier, postgres, redis);
 
     if (!p.empty) throw new ConfigError(p.list);
-    return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps };
+    return { stack, tier, namespace, kubernetes, gcp, postgres, redis, apps, images };
 }
 
 function validateGcp(p: Problems, value: unknown, raw: Record<string, unknown>): GcpConfig {
@@ -93,18 +107,6 @@ function validateGcp(p: Problems, value: unknown, raw: Record<string, unknown>):
     if (enabled && !region) p.add("gcp.region", "is required when platform:gcp.enabled is true (or set gcp:region)");
     const keepImageVersions = integer(p, "gcp.keepImageVersions", g.keepImageVersions, 1, 1000, 20) ?? 20;
     return { enabled, project, region, keepImageVersions };
-}
-
-function validateResources(p: Problems, path: string, value: unknown, defaults: Resources): Resources {
-    const r = object(p, path, value, RESOURCE_KEYS);
-    if (!r) return defaults;
-    const side = (name: "requests" | "limits") => {
-        const s = object(p, `${path}.${name}`, r[name], ["cpu", "memory"]) ?? {};
-        const quantity = (k: "cpu" | "memory") =>
-            string(p, `${path}.${name}.${k}`, s[k], { pattern: patterns.quantity, means: "a Kubernetes quantity such as 250m or 512Mi" }) ?? defaults[name][k];
-        return { cpu: quantity("cpu"), memory: quantity("memory") };
-    };
-    return { requests: side("requests"), limits: side("limits") };
 }
 
 function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, service: DataService, gcp: GcpConfig): BackupConfig {
@@ -122,33 +124,27 @@ function validateBackup(p: Problems, path: string, value: unknown, tier: Tier, s
     if (b.beforeDeploy === true && !enabled) {
         p.add(`${path}.beforeDeploy`, `needs platform:${path}.enabled: true (it runs the daily backup as a Job)`, true);
     }
+    const keepDaily = integer(p, `${path}.keepDaily`, b.keepDaily, 0, 366, 7) ?? 7;
     return {
         enabled,
         schedule: cron(p, `${path}.schedule`, b.schedule, service === "postgres" ? "15 2 * * *" : "45 2 * * *"),
-        keepDaily: integer(p, `${path}.keepDaily`, b.keepDaily, 0, 366, 7) ?? 7,
+        keepDaily,
         keepWeekly: integer(p, `${path}.keepWeekly`, b.keepWeekly, 0, 520, 4) ?? 4,
         keepMonthly: integer(p, `${path}.keepMonthly`, b.keepMonthly, 0, 240, 0) ?? 0,
         destination,
-        storage: string(p, `${path}.storage`, b.storage, { pattern: patterns.quantity, means: "a Kubernetes quantity such as 50Gi" }) ?? "50Gi",
+        storage: storageSize(p, `${path}.storage`, b.storage, { example: "50Gi" }) ?? "50Gi",
         restoreDrill: { schedule: cron(p, `${path}.restoreDrill.schedule`, drill.schedule, service === "postgres" ? "0 5 1 * *" : "30 5 1 * *") },
         beforeMigrations: boolean(p, `${path}.beforeMigrations`, b.beforeMigrations, tier === "production") ?? false,
         beforeDeploy: boolean(p, `${path}.beforeDeploy`, b.beforeDeploy, tier === "production" && enabled) ?? false,
+        retention: validateBucketRetention(p, `${path}.retention`, b.retention, destination, keepDaily),
     };
 }
 
 function cron(p: Problems, path: string, value: unknown, fallback: string): string {
     const text = string(p, path, value);
     if (text === undefined) return fallback;
-    const fields = text.trim().split(/\s+/);
-    let ok = fields.length === 5;
-    if (ok) {
-        try {
-            CronExpressionParser.parse(text);
-        } catch {
-            ok = false;
-        }
-    }
-    if (!ok) p.add(path, "must be a five-field cron expression such as \"15 2 * * *\"", value);
+    const problem = cronProblem(text);
+    if (problem) p.add(path, `must be a five-field cron expression such as "15 2 * * *" that Kubernetes accepts (no seconds, ?, L, W or #; weekdays 0-6): ${problem}`, value);
     return text;
 }
 
@@ -174,7 +170,7 @@ function validatePostgres(p: Problems, value: unknown, tier: Tier, gcp: GcpConfi
     return {
         mode,
         version,
-        storage: string(p, "postgres.storage", v.storage, { required: mode === "incluster", pattern: patterns.quantity, means: "a Kubernetes quantity such as 20Gi" }) ?? "20Gi",
+        storage: storageSize(p, "postgres.storage", v.storage, { required: mode === "incluster", example: "20Gi" }) ?? "20Gi",
         storageClass: string(p, "postgres.storageClass", v.storageClass, { pattern: patterns.dnsSubdomain, means: "a StorageClass name" }),
         resources: validateResources(p, "postgres.resources", v.resources, {
             requests: { cpu: "250m", memory: "512Mi" }, limits: { cpu: "1", memory: "1Gi" },
@@ -212,7 +208,7 @@ function validateRedis(p: Problems, value: unknown, tier: Tier, gcp: GcpConfig):
             required: true, pattern: /^[6-8](\.[0-9]+){0,2}$/, means: "a Redis version from 6 to 8, e.g. \"7.2\"",
         }) ?? "7.2",
         persistence: boolean(p, "redis.persistence", v.persistence, true) ?? true,
-        storage: string(p, "redis.storage", v.storage, { required: mode === "incluster", pattern: patterns.quantity, means: "a Kubernetes quantity such as 5Gi" }) ?? "5Gi",
+        storage: storageSize(p, "redis.storage", v.storage, { required: mode === "incluster", example: "5Gi" }) ?? "5Gi",
         storageClass: string(p, "redis.storageClass", v.storageClass, { pattern: patterns.dnsSubdomain, means: "a StorageClass name" }),
         resources: validateResources(p, "redis.resources", v.resources, {
             requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "500m", memory: "512Mi" },
@@ -295,6 +291,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
         env,
         uses,
         strategy: strategy ?? "rolling",
+        network: validateAppNetwork(p, path, v),
         // A release that cannot become ready fails `pulumi up` after this long instead of Pulumi's 10 minutes.
         rolloutTimeoutSeconds: integer(p, `${path}.rolloutTimeoutSeconds`, v.rolloutTimeoutSeconds, 30, 3600, 300) ?? 300,
     };
@@ -306,6 +303,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     } else if (strategy === "canary") {
         app.canary = validateCanary(p, `${path}.canary`, v.canary, replicas);
     }
+    app.allowMutableTags = validateMutableTags(p, path, app, v.allowMutableTags);
     app.routing = validateRouting(p, `${path}.routing`, v.routing, strategy);
     const mig = object(p, `${path}.migrations`, v.migrations, ["command"]);
     if (mig) app.migrations = { command: stringList(p, `${path}.migrations.command`, mig.command, { required: true, minItems: 1 }) ?? [] };
@@ -359,12 +357,23 @@ function validateCanary(p: Problems, path: string, value: unknown, replicas: num
 
 function validateRouting(p: Problems, path: string, value: unknown, strategy: AppConfig["strategy"] | undefined): RoutingConfig | undefined {
     if (value === undefined && strategy !== "canary") return undefined;
-    const v = object(p, path, value, ["kind", "host", "path", "gateway", "ingressClassName"]) ?? {};
+    const v = object(p, path, value, ["kind", "host", "path", "gateway", "ingressClassName", "from", "tls"]) ?? {};
     const kind = oneOf(p, `${path}.kind`, v.kind, ["gateway", "nginx", "replicas"] as const, "gateway") ?? "gateway";
     if (kind === "replicas" && strategy !== "canary") {
         p.add(`${path}.kind`, "can be \"replicas\" only for a canary app; use \"gateway\" or \"nginx\"", kind);
     }
-    const host = string(p, `${path}.host`, v.host, { pattern: patterns.hostname, means: "a DNS host name such as api.example.com" });
+    let host = string(p, `${path}.host`, v.host, { pattern: patterns.hostname, means: "a DNS host name such as api.example.com" });
+    const badHost = host && hostProblem(host);
+    if (badHost) {
+        p.add(`${path}.host`, badHost, host);
+        host = undefined;
+    }
+    let routePath = string(p, `${path}.path`, v.path, { pattern: patterns.httpPath, means: "an HTTP path prefix starting with /" });
+    const badPath = routePath && pathProblem(routePath);
+    if (badPath) {
+        p.add(`${path}.path`, `${badPath} (Ingress and Gateway API refuse it)`, routePath);
+        routePath = undefined;
+    }
     if (kind !== "replicas" && !host && v.host === undefined) {
         p.add(`${path}.host`, `is required when ${path}.kind is "${kind}"`);
     }
@@ -384,8 +393,10 @@ function validateRouting(p: Problems, path: string, value: unknown, strategy: Ap
     }
     return {
         kind,
+        from: validateRouterSources(p, `${path}.from`, v.from, kind, gateway?.namespace),
+        tls: validateTls(p, `${path}.tls`, v.tls, kind, path.split(".")[1]),
         host,
-        path: string(p, `${path}.path`, v.path, { pattern: patterns.httpPath, means: "an HTTP path prefix starting with /" }) ?? "/",
+        path: routePath ?? "/",
         gateway,
         ingressClassName: string(p, `${path}.ingressClassName`, v.ingressClassName, { pattern: patterns.dnsSubdomain, means: "an IngressClass name" }) ?? "nginx",
     };

@@ -1,4 +1,4 @@
-import { AppConfig, Color, StackConfig } from "../config/types";
+import { AppConfig, Color, RoutingConfig, StackConfig } from "../config/types";
 import type { LiveState } from "../live";
 import { imageRef, shortHash } from "./names";
 
@@ -44,6 +44,7 @@ export interface RoutePlan {
     path: string;
     gateway?: { name: string; namespace: string };
     ingressClassName: string;
+    tls?: RoutingConfig["tls"];
     /** Weighted backends; weights add up to 100. */
     backends: { service: string; weight: number; track?: string }[];
 }
@@ -149,7 +150,7 @@ function smokeTest(app: AppConfig, t: TrackPlan): JobPlan {
 function routeFor(app: AppConfig, backends: RoutePlan["backends"]): RoutePlan | undefined {
     const r = app.routing;
     if (!r || r.kind === "replicas" || !r.host) return undefined;
-    return { kind: r.kind, host: r.host, path: r.path, gateway: r.gateway, ingressClassName: r.ingressClassName, backends };
+    return { kind: r.kind, host: r.host, path: r.path, gateway: r.gateway, ingressClassName: r.ingressClassName, tls: r.tls, backends };
 }
 
 const set = (config: StackConfig, app: string, key: string, value: string | number) =>

@@ -35,10 +35,11 @@ describe("policy pack", () => {
         });
     });
 
-    it("has the six mandatory policies, each with a unique name", () => {
+    it("has the eight mandatory policies, each with a unique name", () => {
         assert.deepEqual(policies.map((p) => p.name), [
             "no-untagged-or-latest-images", "containers-have-requests-and-limits", "restricted-security-context",
             "protected-data-in-production", "canary-weights-in-range", "production-postgres-backups",
+            "no-mutable-tags", "production-daily-backups",
         ]);
         assert.ok(policies.every((p) => p.enforcementLevel === "mandatory"));
     });
