@@ -76,18 +76,4 @@ describe("type-checking: in npm test and CI, never at deploy time", function () 
         assert.notEqual(r.status, 0, "the runtime accepted a type error without the ts-node section");
         assert.match(r.stderr, /TS2322/);
     });
-
-    it("the runtime's configuration cannot type-check: even PULUMI_NODEJS_TRANSPILE_ONLY=false is refused", () => {
-        // swc only transpiles; asking for a type-check at deploy time fails loudly instead of
-        // silently adding ~10 s to every run. Type-check with `npm run build`.
-        const r = runAsPulumi(make(WELL_TYPED), { PULUMI_NODEJS_TRANSPILE_ONLY: "false" });
-        assert.notEqual(r.status, 0);
-        assert.match(r.stderr, /'swc' implies 'transpileOnly'/);
-    });
-
-    it("the runtime transpiles with swc, not TypeScript's transpiler", () => {
-        const r = runAsPulumi(make(`${WELL_TYPED}console.log("swc:", Object.keys(require.cache).some((f) => f.includes("@swc/core")));\n`));
-        assert.equal(r.status, 0, r.stderr);
-        assert.match(r.stdout, /swc: true/);
-    });
 });
