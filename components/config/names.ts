@@ -2,6 +2,7 @@ import { Problems } from "./check";
 import { AppConfig, PostgresConfig, StackConfig } from "./types";
 import { planApp } from "../plan/apps";
 import { preMigrationBackupName } from "../plan/backup";
+import { preReleaseBackupName } from "../plan/release";
 
 // Every name an app can ever generate is reserved for it, whatever its current weight or colour:
 // an operator's next step must not turn a valid config into a collision. The names come from the
@@ -36,8 +37,11 @@ function withEveryTrack(app: AppConfig): AppConfig {
     return app;
 }
 
-/** Every object and selector label `app` may generate, with a backup Job per migration when `backupBeforeMigrations`. */
-export function generatedNames(app: AppConfig, backupBeforeMigrations: boolean): Generated {
+/**
+ * Every object and selector label `app` may generate, with a backup Job per migration when
+ * `backupBeforeMigrations` and per released version when `backupBeforeDeploy`.
+ */
+export function generatedNames(app: AppConfig, backupBeforeMigrations: boolean, backupBeforeDeploy = false): Generated {
     const plan = planApp(withEveryTrack(app), { stack: "validate" } as StackConfig);
     const objects: Generated["objects"] = [];
     const add = (kind: string, name: string) => objects.push({ kind, name });
@@ -49,6 +53,7 @@ export function generatedNames(app: AppConfig, backupBeforeMigrations: boolean):
     for (const s of plan.services) add("Service", s.name);
     for (const j of [...plan.migrations, ...plan.smokeTests]) add("Job", j.name);
     if (backupBeforeMigrations) for (const m of plan.migrations) add("Job", preMigrationBackupName(m.name));
+    if (backupBeforeDeploy) for (const v of new Set(plan.tracks.map((t) => t.version))) add("Job", preReleaseBackupName(app.name, v));
     if (plan.route?.kind === "gateway") add("HTTPRoute", app.name);
     if (plan.route?.kind === "nginx") {
         add("Ingress", app.name);
@@ -67,7 +72,7 @@ export function validateGeneratedNames(p: Problems, apps: AppConfig[], postgres:
     const labelOwners = new Map<string, string>(DATA_LABELS.map((l) => [l, `the ${l.replace("-", " ")} pods`]));
     for (const app of apps) {
         const path = `apps.${app.name}`;
-        const g = generatedNames(app, postgres.backup.beforeMigrations && postgres.backup.enabled);
+        const g = generatedNames(app, postgres.backup.beforeMigrations && postgres.backup.enabled, postgres.backup.beforeDeploy && postgres.backup.enabled);
         for (const o of g.objects.filter((x) => x.name.length > limitOf(x.kind))) {
             p.add(path, `generates ${o.kind} ${o.name} of ${o.name.length} characters; Kubernetes allows ${limitOf(o.kind)}: shorten the app name by ${o.name.length - limitOf(o.kind)}`, app.name);
         }

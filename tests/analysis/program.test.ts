@@ -39,7 +39,7 @@ describe("analysis config (apps.<app>.analysis)", () => {
             'platform:apps.api.analysis.prometheus.checks[0].threshold must be a number (got "ten")',
             'platform:apps.api.analysis.prometheus.checks[0].direction must be one of "below", "above" (got "sideways")',
             "platform:apps.api.analysis.prometheus.checks[1].name must be a short name: lower-case letters, digits and '-' (got \"Bad Name\")",
-            "platform:apps.api.analysis.prometheus.checks[1].query is required (a PromQL expression)",
+            "platform:apps.api.analysis.prometheus.checks[1].query must not be empty (a PromQL expression); remove the key to leave it unset (got \"\")",
             "platform:apps.api.analysis.prometheus.address is required (the Prometheus base URL, e.g. http://prometheus.monitoring.svc:9090)",
             'platform:apps.api.analysis.prometheus.onUnreachable must be one of "fail", "pass" (got "ignore")',
             'platform:apps.api.analysis has more than one check named "health": names must be unique (a name is what the result line reports) (got "health")',

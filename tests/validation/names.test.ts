@@ -44,7 +44,7 @@ describe("validation: generated names", () => {
         let cfg = readStackFile("production");
         for (const [k, v] of Object.entries(overrides)) cfg = setPath(cfg, k, v);
         const config = validateConfig(cfg, "production");
-        const reserved = new Set(config.apps.flatMap((a) => generatedNames(a, true).objects.map((o) => `${o.kind} ${o.name}`)));
+        const reserved = new Set(config.apps.flatMap((a) => generatedNames(a, true, true).objects.map((o) => `${o.kind} ${o.name}`)));
         const r = await run("production", overrides);
         const appKinds = ["Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Job", "Ingress", "HTTPRoute"];
         const data = (name: string) => /^(postgres|redis)(-|$)/.test(name);
