@@ -14,7 +14,7 @@ import { exportsOf, ROOT } from "./project";
 // and raises no warning (Pod Security "restricted" warns on workload templates). Refused configs
 // register nothing: tests/validation/property.test.ts.
 
-const RUNS = Number(process.env.DRY_RUN_CONFIGS ?? 30);
+const RUNS = Number(process.env.DRY_RUN_CONFIGS ?? 60);
 
 /** The collection a manifest is created in. */
 function collection(m: Manifest, namespace: string): string {
@@ -55,15 +55,18 @@ describe("server-side dry run of generated configs on the local control plane", 
             for (const m of toManifests(await evaluate(g.stack, cfg))) {
                 const o: Obj = structuredClone(m);
                 if (o.metadata.namespace) o.metadata.namespace = NS;
+                // the stack's own Namespace may exist in this cluster already (npm run up:cluster): a fresh name
+                if (o.kind === "Namespace") o.metadata.name = `${NS}-own`;
                 const r = await kube.request("POST", `${collection(m, NS)}?dryRun=All&fieldValidation=Strict`, o);
                 objects++;
                 if (r.status >= 300) problems.push(`${m.kind}/${m.metadata.name}: ${r.body.message ?? r.status}`);
                 for (const w of r.warnings) problems.push(`${m.kind}/${m.metadata.name}: warning: ${w}`);
             }
-            assert.deepEqual(problems, [], `the API server refused objects of an accepted config ${JSON.stringify(g)}`);
+            assert.deepEqual(problems, [], `the API server refused objects of an accepted config ${JSON.stringify(g)}:\n${problems.join("\n")}`);
         }), { numRuns: RUNS, seed: process.env.PROPERTY_SEED ? Number(process.env.PROPERTY_SEED) : undefined });
         process.stdout.write(`      ${accepted} accepted configs, ${objects} objects dry-run\n`);
-        assert.ok(accepted >= 5, `only ${accepted} of ${RUNS} generated configs were accepted`);
+        // the generator is adversarial: about one config in five to eight is accepted
+        assert.ok(accepted >= 3, `only ${accepted} of ${RUNS} generated configs were accepted`);
     });
 
     it("the dry run does refuse what a real API server refuses (a broken object fails it)", async function () {

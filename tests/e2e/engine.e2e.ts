@@ -265,7 +265,11 @@ describe("the real Pulumi engine on the local stack", function () {
         const index = path.join(work, "index.ts");
         const saved = fs.readFileSync(index, "utf8");
         try {
-            fs.appendFileSync(index, `\nexport const typeCheckProbe: number = String("not type-checked at deploy time");\n`);
+            // index.ts exports a promise of the outputs (`export =`, emitted last): the probe joins them there.
+            const anchor = "export = runProgram().then((environment) => ({";
+            assert.ok(saved.includes(anchor), "index.ts no longer exports its outputs as expected");
+            fs.writeFileSync(index, saved.replace(anchor,
+                `const typeCheckProbe: number = String("not type-checked at deploy time");\n${anchor}\n    typeCheckProbe,`));
             const r = pulumi(["preview", "--diff"], { label: "preview (type error in index.ts)" });
             assert.match(r.stdout, /typeCheckProbe\s*:\s*"not type-checked at deploy time"/);
             const tsc = run(path.join(work, "node_modules", ".bin", "tsc"), ["--noEmit", "-p", "."], { allowFail: true });
