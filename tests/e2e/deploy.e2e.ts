@@ -2,10 +2,10 @@ import * as assert from "assert";
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
-import * as os from "os";
 import * as path from "path";
 import { Receiver } from "../analysis/servers";
 import { evaluate } from "../../tools/evaluate";
+import { engineWorkspace, ensurePulumi, ROOT } from "../../tools/engine";
 import { fromTags } from "../../tools/release";
 
 // `npm run deploy` with the real Pulumi engine on the local stack (file backend, manifests written
@@ -15,32 +15,7 @@ import { fromTags } from "../../tools/release";
 // where a failed analysis fails `pulumi up`. The command must then put traffic back by itself.
 // The same command against a live API server is the cluster issue's proof.
 
-const ROOT = path.resolve(__dirname, "..", "..");
 const STACK = "local";
-const PASSPHRASE = "platform-local-throwaway";
-
-function ensurePulumi(): NodeJS.ProcessEnv {
-    const r = spawnSync(path.join(ROOT, "scripts", "ensure-pulumi"), [], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    if (r.status !== 0) throw new Error(`scripts/ensure-pulumi failed (exit ${r.status})`);
-    const out: NodeJS.ProcessEnv = { ...process.env };
-    for (const line of r.stdout.split("\n")) {
-        const m = /^export ([A-Z_]+)="?(.*?)"?$/.exec(line.trim());
-        if (m) out[m[1]] = m[2].replace("$PATH", process.env.PATH ?? "");
-    }
-    return out;
-}
-
-/** A copy of the project as a fresh clone has it, sharing node_modules. */
-function copyProject(dest: string): void {
-    const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" });
-    if (git.status !== 0) throw new Error("not a git checkout");
-    // (a worktree's node_modules symlink lists as an untracked file: it is linked below instead)
-    for (const f of git.stdout.split("\0").filter((x) => x && x !== "node_modules" && fs.existsSync(path.join(ROOT, x)))) {
-        fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
-        fs.copyFileSync(path.join(ROOT, f), path.join(dest, f));
-    }
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dest, "node_modules"), "dir");
-}
 
 type Obj = Record<string, any>;
 
@@ -92,15 +67,7 @@ describe("npm run deploy with the real engine (local stack)", function () {
     };
 
     before(async function () {
-        env = ensurePulumi();
-        work = fs.mkdtempSync(path.join(os.tmpdir(), "platform-deploy-e2e-"));
-        copyProject(work);
-        fs.mkdirSync(path.join(work, ".pulumi-state"));
-        env.PULUMI_BACKEND_URL = `file://${path.join(work, ".pulumi-state")}`;
-        env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
-        delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
-        env.PULUMI_SKIP_UPDATE_CHECK = "true";
-        env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
+        ({ work, env } = engineWorkspace(ROOT, "platform-deploy-e2e-", ensurePulumi()));
         spawnSync("pulumi", ["stack", "select", "--create", STACK, "--non-interactive"], { cwd: work, env });
         receiver = await new Receiver().start();
         // 4 replicas make weights 25 and 50 different pod splits (replicas routing).
