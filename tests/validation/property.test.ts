@@ -6,6 +6,10 @@ import { toManifests } from "../../tools/render";
 import { apiServerProblems, configArbitrary, configOf } from "../configgen";
 import { schemaErrors } from "../schemas";
 
+// A fixed seed keeps CI reproducible (how many generated configs are accepted varies by seed);
+// PROPERTY_SEED explores others.
+const PROPERTY_SEED = 20261123;
+
 // The validator's contract, as a property over adversarial configs (tests/configgen.ts): a config
 // it accepts yields objects the official schemas and the API server's own rules accept; a config it
 // refuses registers nothing at all.
@@ -35,7 +39,7 @@ describe("validation: property over generated configs", function () {
             const manifests = toManifests(await evaluate(g.stack, cfg));
             const problems = [...manifests.map(schemaErrors).filter((x) => x), ...apiServerProblems(manifests)];
             assert.deepEqual(problems, [], `accepted ${JSON.stringify(g)}`);
-        }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 60), seed: process.env.PROPERTY_SEED ? Number(process.env.PROPERTY_SEED) : undefined });
+        }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 60), seed: Number(process.env.PROPERTY_SEED ?? PROPERTY_SEED) });
         // Both sides of the contract were exercised.
         assert.ok(accepted >= 5 && refused >= 5, `accepted ${accepted}, refused ${refused}`);
     });
