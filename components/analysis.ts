@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { metadata, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
+import { metadata, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
 import { ANALYSIS_TIMEOUT_SECONDS, AnalysisPlan } from "./plan/analysis";
 import { selectorLabels, versionLabel } from "./plan/names";
 
@@ -46,7 +46,9 @@ export class Analysis extends pulumi.ComponentResource {
             "app.kubernetes.io/version": versionLabel(plan.version),
         };
         this.job = new k8s.batch.v1.Job(plan.job, {
-            metadata: metadata(plan.job, args.namespace, labels),
+            // replaceUnready: a failed analysis (say, Prometheus was down) runs again on the next
+            // `pulumi up` of the same state, as smoke tests and migrations do.
+            metadata: metadata(plan.job, args.namespace, labels, REPLACE_UNREADY),
             spec: {
                 // The program retries inside (attempts, measurements); a second pod would only
                 // repeat a verdict and delay the rollback. No TTL: see the migration Jobs.

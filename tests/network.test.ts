@@ -78,4 +78,31 @@ describe("network policies", () => {
         const web = managed.object("NetworkPolicy", "web");
         assert.ok(!JSON.stringify(web.spec.egress).includes("/32"), "web uses no data service");
     });
+
+    it("let an analysis Job reach its app's pods and Prometheus, and nothing else", async () => {
+        const analysis = (address: string) => ({
+            http: [{ name: "health", path: "/healthz", attempts: 1, intervalSeconds: 1 }],
+            prometheus: { address, checks: [{ name: "errors", query: "vector(0)", threshold: 0.1, count: 2, failureLimit: 1, intervalSeconds: 5 }] },
+        });
+        const r = await run("staging", { "platform:apps.worker.analysis": analysis("http://prometheus.monitoring.svc:9090") });
+        const job = r.ofKind("Job").find((j) => j.metadata.name.startsWith("worker-analysis-"))!;
+        const pods: Endpoint = { labels: job.spec.template.metadata.labels, namespace: job.metadata.namespace! };
+        const worker = pod(r, "Deployment/worker");
+        assert.ok(canConnect(r, pods, worker, 9090), "analysis → its app (HTTP checks)");
+        assert.ok(!canConnect(r, pods, worker, 22), "analysis → its app on another port");
+        assert.ok(canConnect(r, pods, { namespace: "monitoring", labels: { "app.kubernetes.io/name": "prometheus" } }, 9090), "analysis → Prometheus's namespace");
+        assert.ok(!canConnect(r, pods, pod(r, "Deployment/api-stable"), 8080), "analysis → another app");
+        assert.ok(!canConnect(r, pods, pod(r, "StatefulSet/postgres"), 5432), "analysis → postgres");
+        assert.ok(!canConnect(r, pods, { namespace: "", labels: {}, ip: "203.0.113.9" }, 443), "analysis → internet");
+        assert.ok(!canConnect(r, pod(r, "Deployment/web-blue"), pods, 8080), "nothing calls the analysis");
+        // An address outside the cluster: that IP, or a public host at the address's port only.
+        const byIp = await run("staging", { "platform:apps.worker.analysis": analysis("http://10.20.0.5:9090") });
+        const ipPods = byIp.ofKind("Job").find((j) => j.metadata.name.startsWith("worker-analysis-"))!.spec.template.metadata.labels;
+        assert.ok(canConnect(byIp, { labels: ipPods, namespace: job.metadata.namespace! }, { namespace: "", labels: {}, ip: "10.20.0.5" }, 9090));
+        assert.ok(!canConnect(byIp, { labels: ipPods, namespace: job.metadata.namespace! }, { namespace: "", labels: {}, ip: "10.20.0.6" }, 9090));
+        const hosted = await run("staging", { "platform:apps.worker.analysis": analysis("https://prometheus.example.com") });
+        const hostedPods = { labels: hosted.ofKind("Job").find((j) => j.metadata.name.startsWith("worker-analysis-"))!.spec.template.metadata.labels, namespace: job.metadata.namespace! };
+        assert.ok(canConnect(hosted, hostedPods, { namespace: "", labels: {}, ip: "203.0.113.9" }, 443));
+        assert.ok(!canConnect(hosted, hostedPods, { namespace: "", labels: {}, ip: "203.0.113.9" }, 22));
+    });
 });

@@ -63,7 +63,10 @@ export function generatedNames(app: AppConfig, backupBeforeMigrations: boolean, 
     add("NetworkPolicy", app.name);
     if (plan.migrations.length) add("NetworkPolicy", `${app.name}-migration`);
     if (plan.smokeTests.length) add("NetworkPolicy", `${app.name}-smoke-test`);
-    return { objects, labels: [app.name, `${app.name}-migration`, `${app.name}-smoke-test`] };
+    // Analysis (plan/analysis.ts): a NetworkPolicy and a pod label. Its Jobs are named by a hash of
+    // the traffic state, so they clash with no other name, and 58 characters at most fit.
+    if (app.analysis) add("NetworkPolicy", `${app.name}-analysis`);
+    return { objects, labels: [app.name, `${app.name}-migration`, `${app.name}-smoke-test`, `${app.name}-analysis`] };
 }
 
 /** Refuses names over their limit and names or selector labels that another app or a data service generates. */

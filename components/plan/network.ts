@@ -35,12 +35,30 @@ export interface NetworkPolicyPlan {
 const tcp = (...ports: number[]): Port[] => ports.map((port) => ({ port, protocol: "TCP" }));
 /** GKE's metadata server: Workload Identity tokens (80; 988 under Dataplane V2). */
 export const METADATA_SERVER = "169.254.169.254/32";
-/** Google APIs over the internet: anywhere but private ranges, on 443. */
-const GOOGLE_APIS: Peer = { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"] };
+/** The internet: anywhere but private ranges. */
+const PUBLIC: Peer = { cidr: "0.0.0.0/0", except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"] };
+/** Google APIs are reached over the internet (on 443). */
+const GOOGLE_APIS: Peer = PUBLIC;
 const DNS: Rule = {
     peers: [{ namespace: "kube-system", pods: { "k8s-app": "kube-dns" } }],
     ports: [{ port: 53, protocol: "UDP" }, { port: 53, protocol: "TCP" }],
 };
+
+/**
+ * Where an analysis reaches Prometheus, from its address: a Service in the cluster is reached in its
+ * namespace (its pods are not ours to name, and a Service may map its port to another one on the pods,
+ * so every port there), an IP at that address, any other host on the internet at the address's port.
+ */
+export function prometheusPeer(address: string, namespace: string): Rule {
+    const url = new URL(address);
+    const host = url.hostname;
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) return { peers: [{ cidr: `${host}/32` }], ports: [] };
+    const labels = host.split(".");
+    const inCluster = labels.length === 1 || labels.length === 2 || (labels.length >= 3 && labels[2] === "svc");
+    if (inCluster) return { peers: [{ namespace: labels.length === 1 ? namespace : labels[1] }], ports: [] };
+    const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    return { peers: [PUBLIC], ports: tcp(port) };
+}
 
 export function planNetwork(env: EnvironmentPlan): NetworkPolicyPlan[] {
     const { config } = env;
@@ -65,6 +83,7 @@ export function planNetwork(env: EnvironmentPlan): NetworkPolicyPlan[] {
             ...routerPeers(app.name),
             ...callers.map((c) => ({ pods: selectorLabels(c.name, stack) })),
             ...(smokeTested(app.name) ? [{ pods: selectorLabels(`${app.name}-smoke-test`, stack) }] : []),
+            ...(app.analysis?.http.length ? [{ pods: selectorLabels(`${app.name}-analysis`, stack) }] : []),
         ];
         const callees = config.apps.filter((a) => app.network.calls.includes(a.name));
         plans.push({
@@ -85,6 +104,17 @@ export function planNetwork(env: EnvironmentPlan): NetworkPolicyPlan[] {
             plans.push({
                 name: `${app.name}-smoke-test`, pods: selectorLabels(`${app.name}-smoke-test`, stack), types: ["Ingress", "Egress"], ingress: [],
                 egress: [{ peers: [{ pods }], ports: tcp(app.port) }, ...(app.smokeTest ? dataRules(app.uses) : [])],
+            });
+        }
+        // Analysis Jobs call the app's pods (HTTP checks, through its Services) and Prometheus.
+        const a = app.analysis;
+        if (a) {
+            plans.push({
+                name: `${app.name}-analysis`, pods: selectorLabels(`${app.name}-analysis`, stack), types: ["Ingress", "Egress"], ingress: [],
+                egress: [
+                    ...(a.http.length ? [{ peers: [{ pods }], ports: tcp(app.port) }] : []),
+                    ...(a.prometheus ? [prometheusPeer(a.prometheus.address, env.namespace)] : []),
+                ],
             });
         }
     }

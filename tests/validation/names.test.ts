@@ -24,6 +24,8 @@ describe("validation: generated names", () => {
     it("refuses an app whose pods would be selected as another app's Job pods or as backup pods", () => {
         refused(problemsOf("local", { "platform:apps.api-migration": rolling }), "platform:apps.api-migration", "app.kubernetes.io/name=api-migration");
         refused(problemsOf("staging", { "platform:apps.postgres-backup": rolling }), "platform:apps.postgres-backup", "postgres-backup");
+        // Analysis pods are selected by <app>-analysis; a Service of an app of that name would take them in.
+        refused(problemsOf("local", { "platform:apps.api-analysis": rolling }), "platform:apps.api-analysis", "app.kubernetes.io/name=api-analysis");
     });
 
     it("refuses an app name whose longest generated name passes 63 characters (the pre-migration backup Job)", () => {
