@@ -78,7 +78,8 @@ export class AppRelease extends pulumi.ComponentResource {
                 metadata: metadata(s.name, namespace, { ...appLabels, ...selectorLabels(app.name, args.stack) }, s.awaitEndpoints ? undefined : SKIP_AWAIT),
                 spec: {
                     selector: selectorLabels(app.name, args.stack, s.track),
-                    ports: [{ name: "http", port: SERVICE_PORT, targetPort: "http", protocol: "TCP" }],
+                    ...(s.nodePort !== undefined ? { type: "NodePort" } : {}),
+                    ports: [{ name: "http", port: SERVICE_PORT, targetPort: "http", protocol: "TCP", ...(s.nodePort !== undefined ? { nodePort: s.nodePort } : {}) }],
                 },
             }, { parent: this, dependsOn });
             return services[s.name];
@@ -172,6 +173,7 @@ export class AppRelease extends pulumi.ComponentResource {
                 template: {
                     metadata: { labels: podLabels, ...mutableTagAnnotation(app) },
                     spec: {
+                        ...nodePlacement(app),
                         securityContext: restrictedPodSecurity(APP_UID),
                         automountServiceAccountToken: false,
                         terminationGracePeriodSeconds: 30,
@@ -181,6 +183,7 @@ export class AppRelease extends pulumi.ComponentResource {
                         containers: [{
                             name: "app",
                             image: imageOf(args, t.track, t.image),
+                            ...pullPolicy(app),
                             ports: [{ name: "http", containerPort: app.port, protocol: "TCP" }],
                             env,
                             resources: resources(app.resources),
@@ -244,12 +247,15 @@ export class AppRelease extends pulumi.ComponentResource {
                 template: {
                     metadata: { labels: { ...labels, ...usesLabels }, ...mutableTagAnnotation(app) },
                     spec: {
+                        ...nodePlacement(app),
                         restartPolicy: "Never",
                         securityContext: restrictedPodSecurity(APP_UID),
                         automountServiceAccountToken: false,
                         containers: [{
                             name: purpose,
                             image: imageOf(args, j.track, j.image),
+                            // The pull policy is for the app's image; the default smoke test's platform image keeps Kubernetes' default.
+                            ...(j.image === args.smokeTestImage ? {} : pullPolicy(app)),
                             command,
                             env,
                             resources: resources(app.resources),
@@ -263,6 +269,17 @@ export class AppRelease extends pulumi.ComponentResource {
         }, { parent: this, customTimeouts: awaitTimeouts(deadline), ...opts });
     }
 }
+
+/** `apps.<app>.nodeSelector` and `tolerations`: every pod of the app (its Jobs must reach it). */
+function nodePlacement(app: AppConfig): { nodeSelector?: Record<string, string>; tolerations?: k8s.types.input.core.v1.Toleration[] } {
+    const { nodeSelector, tolerations } = app.placement;
+    return {
+        ...(Object.keys(nodeSelector).length ? { nodeSelector } : {}),
+        ...(tolerations.length ? { tolerations } : {}),
+    };
+}
+
+const pullPolicy = (app: AppConfig) => (app.placement.imagePullPolicy ? { imagePullPolicy: app.placement.imagePullPolicy } : {});
 
 /** A track's image, or the stack's build where it lands: only where the plan put the track's own image. */
 function imageOf(args: AppReleaseArgs, track: string, planned: string): pulumi.Input<string> {

@@ -1,6 +1,7 @@
 // The validated stack config: what `platform:*` keys mean once every default is filled in.
 
 import type { AnalysisConfig } from "./analysis";
+import type { PlacementConfig } from "./placement";
 
 export type Tier = "local" | "staging" | "production";
 export type Strategy = "rolling" | "blueGreen" | "canary";
@@ -129,6 +130,10 @@ export interface AppConfig {
     rolloutTimeoutSeconds: number;
     /** Checks run after each traffic move (config/analysis.ts). */
     analysis?: AnalysisConfig;
+    /** Nodes and image pull policy of the pods that run the app's image (config/placement.ts). */
+    placement: PlacementConfig;
+    /** Exposes the Service that carries the app's traffic on this port of every node. */
+    nodePort?: number;
 }
 
 export interface GcpConfig {

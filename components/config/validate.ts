@@ -12,6 +12,7 @@ import { storageSize, validateResources } from "./quantities";
 import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
 import { validateGeneratedNames } from "./names";
 import { validateAppNetwork, validateCalls, validateRouterSources } from "./network";
+import { PLACEMENT_KEYS, validateNodePort, validateNodePorts, validatePlacement } from "./placement";
 import { validateProductionData } from "./production";
 import { validateMutableTags } from "./versions";
 import { validateBucketRetention } from "./backups";
@@ -34,7 +35,7 @@ const POSTGRES_ONLY_BACKUP_KEYS = ["beforeMigrations", "beforeDeploy"];
 const APP_KEYS = [
     "image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag",
     "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "rolloutTimeoutSeconds", "analysis", "allowMutableTags",
-    "calls", "egressCidrs",
+    "calls", "egressCidrs", ...PLACEMENT_KEYS,
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
@@ -90,6 +91,7 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     validateBuilds(p, apps, gcp, namespace);
     validateRouteClaims(p, apps);
     validateCalls(p, apps);
+    validateNodePorts(p, apps, tier);
     validateGeneratedNames(p, apps, postgres);
     validateProductionData(p, tier, postgres, redis);
     const images = validateImages(p, get("images"), tier, postgres, redis);
@@ -294,7 +296,10 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
         network: validateAppNetwork(p, path, v),
         // A release that cannot become ready fails `pulumi up` after this long instead of Pulumi's 10 minutes.
         rolloutTimeoutSeconds: integer(p, `${path}.rolloutTimeoutSeconds`, v.rolloutTimeoutSeconds, 30, 3600, 300) ?? 300,
+        placement: validatePlacement(p, path, v),
     };
+    const nodePort = validateNodePort(p, path, v.nodePort);
+    if (nodePort !== undefined) app.nodePort = nodePort;
 
     if (strategy === "rolling") {
         app.tag = imageVersion(p, `${path}.tag`, v.tag, true);

@@ -36,6 +36,8 @@ export interface ServicePlan {
      * wait, or an update would hang; the gate for those is the track's Deployment and smoke Job.
      */
     awaitEndpoints: boolean;
+    /** Exposed on this port of every node (`apps.<app>.nodePort`). */
+    nodePort?: number;
 }
 
 export interface RoutePlan {
@@ -80,14 +82,14 @@ export interface AppPlan {
 const NOTHING_LIVE: LiveState = { replicas: {}, selectedTracks: {} };
 
 export function planApp(app: AppConfig, config: StackConfig, live: LiveState = NOTHING_LIVE): AppPlan {
-    switch (app.strategy) {
-        case "blueGreen":
-            return planBlueGreen(app, config, live);
-        case "canary":
-            return planCanary(app, config, live);
-        default:
-            return planRolling(app, config);
+    const plan = app.strategy === "blueGreen" ? planBlueGreen(app, config, live)
+        : app.strategy === "canary" ? planCanary(app, config, live)
+            : planRolling(app, config);
+    // The nodePort belongs to the Service clients use; a switch moves its selector, never the port.
+    if (app.nodePort !== undefined) {
+        plan.services = plan.services.map((s) => (s.role === "primary" || s.role === "active" ? { ...s, nodePort: app.nodePort } : s));
     }
+    return plan;
 }
 
 const liveReplicas = (app: AppConfig) => app.autoscaling?.minReplicas ?? app.replicas;
