@@ -43,6 +43,25 @@ export async function readLiveState(q: LiveQuery): Promise<LiveState> {
     return reader(q);
 }
 
+/**
+ * The result lines (scripts/analysis/analyze.js) that the pods of these analysis Jobs left as their
+ * termination message: pulumi reports only that a Job failed, the pod says why. For `npm run deploy`.
+ */
+export async function readAnalysisResults(q: { namespace: string; jobs: string[]; context?: string }): Promise<string[]> {
+    const c = connect(q.context, "the analysis results");
+    const lines: string[] = [];
+    for (const job of q.jobs) {
+        const pods = await get(c, `/api/v1/namespaces/${q.namespace}/pods?labelSelector=${encodeURIComponent(`job-name=${job}`)}`);
+        for (const pod of pods?.items ?? []) {
+            for (const s of pod.status?.containerStatuses ?? []) {
+                const message: string = s.state?.terminated?.message ?? s.lastState?.terminated?.message ?? "";
+                lines.push(...message.split("\n").map((l) => l.trim()).filter((l) => /^analysis (failed|passed): app /.test(l)));
+            }
+        }
+    }
+    return [...new Set(lines)];
+}
+
 // ---- reading a real cluster, with the kubeconfig the kubernetes provider uses ----------------
 
 type Obj = Record<string, any>;
@@ -50,7 +69,7 @@ type Obj = Record<string, any>;
 interface Connection { server: URL; agent: https.Agent; token?: string }
 
 async function readFromCluster(q: LiveQuery): Promise<LiveState> {
-    const c = connect(q.context);
+    const c = connect(q.context, "the live sizes of the autoscaled tracks");
     const out: LiveState = { replicas: {}, selectedTracks: {} };
     for (const d of q.deployments) {
         const o = await get(c, `/apis/apps/v1/namespaces/${q.namespace}/deployments/${d}`);
@@ -71,11 +90,10 @@ function kubeconfigFiles(): string[] {
     return fs.existsSync(home) ? [home] : [];
 }
 
-const fail = (what: string): never => {
-    throw new Error(`platform: cannot read the live sizes of the autoscaled tracks from the cluster: ${what}`);
-};
-
-function connect(context?: string): Connection {
+function connect(context: string | undefined, reading: string): Connection {
+    const fail = (what: string): never => {
+        throw new Error(`platform: cannot read ${reading} from the cluster: ${what}`);
+    };
     const files = kubeconfigFiles();
     if (files.length === 0) fail("no kubeconfig (set KUBECONFIG or create ~/.kube/config)");
     const docs = files.map((f) => ({ dir: path.dirname(f), doc: (yaml.load(fs.readFileSync(f, "utf8")) ?? {}) as Obj }));

@@ -1,5 +1,6 @@
 import { spawn } from "child_process";
 import * as path from "path";
+import { readAnalysisResults } from "../components/live";
 import { AppChange, notify, Notice, runUrl } from "./notify";
 import { changeCommand, ConfigChange, fromTags, restorePlan, StackApps, TAG_PREFIX, toTags, Validated, validatedFrom } from "./release";
 
@@ -59,6 +60,13 @@ export function pulumiCli(o: Options) {
                 .filter((r: any) => r.type === "kubernetes:batch/v1:Job" && names.includes(r.inputs?.metadata?.name))
                 .map((r: any) => r.urn);
         },
+        /** What the failed analysis Jobs' pods said (pulumi reports only that the Job failed). */
+        analysisResults: async (jobs: string[]): Promise<string[]> => {
+            const namespace = await json(["stack", "output", "namespace", "--json"]);
+            const k8s = ((await json(["config", "--json"])) ?? {})["platform:kubernetes"];
+            const context = (k8s?.objectValue ?? (k8s?.value ? JSON.parse(k8s.value) : {}))?.context;
+            return readAnalysisResults({ namespace, jobs, context });
+        },
         lastUpdateSucceeded: async (): Promise<boolean> => {
             const h = (await json(["stack", "history", "--json", "--page-size", "1"])) ?? [];
             return h[0]?.result === "succeeded";
@@ -79,6 +87,24 @@ export function failureLines(output: string, n = 3): string {
     const specific = starts.filter((l) => !/^error: update failed$/i.test(l));
     const errors = specific.length ? specific : starts.length ? starts : unique(lines.filter((l) => /\berror\b/i.test(l)));
     return (errors.length ? errors.slice(0, n) : lines.slice(-n)).join(" | ");
+}
+
+/** The analysis Jobs that pulumi's diagnostics report as failed. */
+export function failedAnalysisJobs(output: string): string[] {
+    return [...new Set([...output.matchAll(/kubernetes:batch\/v1:Job \(([a-z0-9-]+-analysis-[0-9a-f]{8})\):/g)].map((m) => m[1]))];
+}
+
+/** Why the update failed: the analysis result when an analysis Job failed, else pulumi's diagnostics. */
+async function whyFailed(cli: Cli, output: string): Promise<{ why: string; note?: string }> {
+    const why = failureLines(output);
+    const jobs = failedAnalysisJobs(output);
+    if (jobs.length === 0 || /analysis failed: app /.test(why)) return { why };
+    try {
+        const results = (await cli.analysisResults(jobs)).filter((l) => l.startsWith("analysis failed"));
+        return results.length ? { why: results.join(" | ") } : { why, note: `${jobs.join(", ")} left no result line (see kubectl logs job/${jobs[0]})` };
+    } catch (e) {
+        return { why, note: `the result of ${jobs.join(", ")} could not be read: ${(e as Error).message}` };
+    }
 }
 
 const lastLines = (s: string, n: number) => s.trim().split("\n").slice(-n).join(" | ");
@@ -150,8 +176,8 @@ export async function deploy(o: Options, cli: Cli = pulumiCli(o)): Promise<Deplo
     }
 
     const failedAt = Date.now();
-    const why = failureLines(up.stdout + "\n" + up.stderr);
-    const summary = [`deploy ${o.stack}: FAILED after ${upSeconds.toFixed(1)} s: ${why}`];
+    const { why, note } = await whyFailed(cli, up.stdout + "\n" + up.stderr);
+    const summary = [`deploy ${o.stack}: FAILED after ${upSeconds.toFixed(1)} s: ${why}`, ...(note ? [`  (${note})`] : [])];
     await announce({ event: "failure", summary: why, apps: changesOf(before, {}) });
     if (!validated) {
         summary.push("  no validated release is recorded for this stack: nothing to roll back to; traffic is where the failed update left it");
@@ -177,7 +203,7 @@ export async function deploy(o: Options, cli: Cli = pulumiCli(o)): Promise<Deplo
     const after = await cli.outputs().catch(() => ({} as StackApps));
     const apps = changesOf(before, after, restoredApps.size ? restoredApps : undefined);
     if (restore.code !== 0) {
-        const rwhy = failureLines(restore.stdout + "\n" + restore.stderr);
+        const rwhy = (await whyFailed(cli, restore.stdout + "\n" + restore.stderr)).why;
         summary.push(`  ROLLBACK FAILED after ${rollbackSeconds.toFixed(1)} s: ${rwhy}`);
         summary.push(`  act now: docs/operations.md, "When the automatic rollback fails"`);
         await announce({ event: "rollback-failed", summary: rwhy, apps });

@@ -66,12 +66,18 @@ export function payload(n: Notice): Record<string, unknown> {
  */
 export async function notify(n: Notice, url = process.env[WEBHOOK_ENV], timeoutMs = 10_000): Promise<string> {
     if (!url) return `notify: ${WEBHOOK_ENV} is not set; ${n.event} not announced`;
+    const post = () => fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(payload(n)),
+        signal: AbortSignal.timeout(timeoutMs),
+    });
     try {
-        const res = await fetch(url, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(payload(n)),
-            signal: AbortSignal.timeout(timeoutMs),
+        // fetch reuses a kept-alive connection; one the server closed while a rollback ran fails with
+        // ECONNRESET before the request was read, so that one failure is retried once.
+        const res = await post().catch((e: Error & { cause?: { code?: string } }) => {
+            if (e.cause?.code === "ECONNRESET" || e.cause?.code === "UND_ERR_SOCKET") return post();
+            throw e;
         });
         await res.arrayBuffer();
         return res.ok ? `notify: ${n.event} announced` : `notify: ${n.event} NOT announced: the webhook answered HTTP ${res.status}`;

@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import { ConfigValues, evaluate, readStackFile, setPath } from "../../tools/evaluate";
-import { Cli, CommandResult, deploy, DeployOutcome, failureLines, parseArgs } from "../../tools/deploy";
+import { Cli, CommandResult, deploy, DeployOutcome, failedAnalysisJobs, failureLines, parseArgs } from "../../tools/deploy";
 import { fromTags, StackApps, toTags, validatedFrom } from "../../tools/release";
 import { Receiver } from "../analysis/servers";
 
@@ -25,6 +25,8 @@ class EvaluatorStack {
     ups: string[][] = [];
     configSets: string[] = [];
     lastResult: "succeeded" | "failed" | undefined;
+    /** Termination messages of the analysis pods in the cluster, by Job. */
+    podMessages: Record<string, string> = {};
     private resources: { urn: string; type: string; inputs: any }[] = [];
 
     constructor(readonly stack: string, config: ConfigValues, public verdict: Verdict = () => undefined) {
@@ -49,8 +51,17 @@ class EvaluatorStack {
             this.lastResult = failure ? "failed" : "succeeded";
             if (failure) {
                 // A failed update leaves the resources it managed to change; the outputs stay those
-                // of the last successful update (they are registered only at the end).
-                return { code: 255, stdout: `Updating (${this.stack})\n  kubernetes:batch/v1:Job api-analysis  **failed**\n${failure}\n`, stderr: "error: update failed\n" };
+                // of the last successful update (they are registered only at the end). As the real
+                // engine does, pulumi says only that the Job failed; its pod holds the result line.
+                const job = e.resources.find((r) => r.type === "kubernetes:batch/v1:Job" && /-analysis-/.test(r.inputs.metadata.name))?.inputs.metadata.name ?? "api-analysis-00000000";
+                this.podMessages[job] = failure;
+                return {
+                    code: 255,
+                    stdout: `Updating (${this.stack})\n +  kubernetes:batch/v1:Job ${job} **creating failed** error: 2 errors occurred:\nDiagnostics:\n` +
+                        `  kubernetes:batch/v1:Job (${job}):\n    error: 2 errors occurred:\n    \t* resource "urn:…::${job}" was successfully created, but the Kubernetes API server reported that it failed to fully initialize or become live\n` +
+                        "    \t* [BackoffLimitExceeded] Job has reached the specified backoff limit\n",
+                    stderr: "error: update failed\n",
+                };
             }
             this.outputs = e.outputs;
             this.resources = e.resources.map((r) => ({ urn: r.urn, type: r.type, inputs: r.inputs }));
@@ -79,6 +90,7 @@ class EvaluatorStack {
             tags: async () => ({ ...this.tags }),
             appsConfig: async () => structuredClone(this.config["platform:apps"] as Record<string, unknown>),
             urnsOfJobs: async (names: string[]) => this.resources.filter((r) => r.type === "kubernetes:batch/v1:Job" && names.includes(r.inputs.metadata.name)).map((r) => r.urn),
+            analysisResults: async (jobs: string[]) => jobs.flatMap((j) => (this.podMessages[j] ? [this.podMessages[j]] : [])),
             lastUpdateSucceeded: async () => this.lastResult === "succeeded",
         };
     }
@@ -251,6 +263,9 @@ describe("npm run deploy: its parts", () => {
         assert.equal(failureLines("a\nb\nc\nd", 2), "c | d");
         const engine = "+  kubernetes:batch/v1:Job x creating (0s) error: failed to write\nDiagnostics:\n  kubernetes:batch/v1:Job (x):\n    error: failed to write YAML file\n  pulumi:pulumi:Stack (p):\n    error: update failed\n";
         assert.equal(failureLines(engine), "error: failed to write YAML file");
+        // What pulumi prints for a failed analysis Job (tests/e2e/rollback.e2e.ts saw it): the Job is named, not the result.
+        const failedJob = "Diagnostics:\n  kubernetes:batch/v1:Job (api-analysis-89c3026a):\n    error: 2 errors occurred:\n    \t* [BackoffLimitExceeded] Job has reached the specified backoff limit\n  kubernetes:batch/v1:Job (api-migrate-1):\n    error: x\n";
+        assert.deepEqual(failedAnalysisJobs(failedJob), ["api-analysis-89c3026a"]);
     });
 
     it("usage errors name the missing argument", () => {
