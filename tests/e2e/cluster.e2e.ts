@@ -2,6 +2,7 @@ import * as assert from "assert";
 import * as path from "path";
 import { jobFailed, jobSucceeded, Kube, ns, Obj, Recorder, rolledOut, WatchEvent } from "./kube";
 import { exportsOf, Project, ROOT, Run } from "./project";
+import { EXITS_1, labelIs, NEVER_READY, Stages, STARTING_JOB_POD } from "./stages";
 
 // End-to-end on a live control plane (scripts/ensure-cluster: kube-apiserver, controller manager,
 // scheduler, kwok's simulated nodes): `pulumi up` of the cluster stack drives every rollout, gate,
@@ -15,7 +16,6 @@ import { exportsOf, Project, ROOT, Run } from "./project";
 const STACK = "cluster";
 const LABEL_TRACK = "platform.dev/track";
 const LABEL_VERSION = "app.kubernetes.io/version";
-const STAGES = "/apis/kwok.x-k8s.io/v1alpha1/stages";
 /** The stack's rolloutTimeoutSeconds (60) + the await margin (60) + engine start-up: a bad release fails within this. */
 const FAILURE_LIMIT_SECONDS = 200;
 
@@ -23,7 +23,7 @@ let project: Project;
 let kube: Kube;
 let NS = "";
 let paths: ReturnType<typeof ns>;
-const stagesCreated: string[] = [];
+let stages: Stages;
 const figures: Record<string, number> = {};
 
 const set = (key: string, value: string | number) => project.pulumi(["config", "set", "--path", key, String(value)]);
@@ -78,65 +78,6 @@ function firstRevision(events: WatchEvent[], kind: string, name: string, test: (
 const readyRevision = (events: WatchEvent[], name: string, image: string, replicas = 1) =>
     firstRevision(events, "Deployment", name, (d) => imageOf(d) === image && rolledOut(d) && d.spec.replicas >= replicas);
 
-/** A kwok Stage that a test adds to inject a failure (weight 1 wins over the cluster's own stages). */
-async function addStage(name: string, selector: Obj[], statusTemplate: string): Promise<void> {
-    await kube.create(STAGES, {
-        apiVersion: "kwok.x-k8s.io/v1alpha1", kind: "Stage", metadata: { name },
-        spec: {
-            resourceRef: { apiGroup: "v1", kind: "Pod" }, weight: 1,
-            selector: { matchExpressions: [{ key: ".metadata.namespace", operator: "In", values: [NS] }, ...selector] },
-            next: { statusTemplate },
-        },
-    });
-    stagesCreated.push(name);
-}
-
-async function removeStage(name: string): Promise<void> {
-    await kube.delete(`${STAGES}/${name}`);
-    stagesCreated.splice(stagesCreated.indexOf(name), 1);
-}
-
-const labelIs = (label: string, value: string) => ({ key: `.metadata.labels["${label}"]`, operator: "In", values: [value] });
-
-/** Pods that run but never pass readiness. */
-const NEVER_READY = `
-{{ $now := Now }}
-conditions:
-- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
-- {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-- {type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- {name: {{ .name | Quote }}, image: {{ .image | Quote }}, ready: false, started: true, restartCount: 0, state: {running: {startedAt: {{ $now | Quote }}}}}
-{{ end }}
-hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-phase: Running
-startTime: {{ $now | Quote }}
-`;
-
-/** A Job pod whose command exits 1. */
-const EXITS_1 = `
-{{ $now := Now }}
-conditions:
-- {type: Ready, status: "False", reason: PodFailed, lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- {name: {{ .name | Quote }}, image: {{ .image | Quote }}, ready: false, started: false, restartCount: 0, state: {terminated: {exitCode: 1, reason: Error, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }}}}}
-{{ end }}
-hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-phase: Failed
-startTime: {{ $now | Quote }}
-`;
-
-/** A Job pod as it starts (the same moment the cluster's pod-ready stage takes, so this one wins by weight). */
-const STARTING_JOB_POD = [
-    { key: ".metadata.deletionTimestamp", operator: "DoesNotExist" },
-    { key: ".status.podIP", operator: "DoesNotExist" },
-    { key: ".metadata.ownerReferences.[].kind", operator: "In", values: ["Job"] },
-];
-
 /**
  * The objects that carry traffic, as the server has them: compared before and after a failed update.
  * A failed release may leave its own track's Service behind (created before the traffic moves); it
@@ -169,14 +110,16 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         figures["ensure-cluster start"] = (Date.now() - t) / 1000;
         project = new Project(STACK, { KUBECONFIG: cluster.KUBECONFIG });
         kube = new Kube(cluster.KUBECONFIG!);
+        stages = new Stages(kube);
         // A namespace of its own per run: a developer's `npm run up:cluster` namespace is left alone.
         NS = `e2e-${Date.now().toString(36)}`;
         paths = ns(NS);
+        stages.namespace = NS;
         set("namespace", NS);
     });
 
     after(async function () {
-        for (const s of [...stagesCreated]) await removeStage(s).catch(() => undefined);
+        await stages?.removeAll();
         if (project && !process.env.PLATFORM_E2E_KEEP) {
             const d = project.pulumi(["destroy", "--yes", "--skip-preview"], { allowFail: true, label: "destroy" });
             if (d.status !== 0) process.stdout.write(`      destroy failed:\n${d.stdout.slice(-2000)}\n`);
@@ -390,7 +333,7 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
     });
 
     it("failure: a release whose pods never become ready fails `pulumi up` in minutes and moves no traffic; the next release succeeds", async function () {
-        await addStage(`e2e-never-ready-${NS}`, [labelIs(LABEL_VERSION, "3.0.0"),
+        await stages.add(`e2e-never-ready-${NS}`, [labelIs(LABEL_VERSION, "3.0.0"),
             { key: ".metadata.ownerReferences.[].kind", operator: "NotIn", values: ["Job"] },
             { key: ".metadata.deletionTimestamp", operator: "DoesNotExist" }, { key: ".status.podIP", operator: "DoesNotExist" }], NEVER_READY);
         const before = await trafficState();
@@ -408,13 +351,13 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         assert.deepEqual(await routeWeights("api"), { "api-stable": 90, "api-canary": 10 });
         set("apps.api.canary.weight", 0);
         await up("abort the 3.0.1 canary");
-        await removeStage(`e2e-never-ready-${NS}`);
+        await stages.remove(`e2e-never-ready-${NS}`);
     });
 
     it("failure: a failing smoke test stops the switch; after the fix a plain `pulumi up` retries it by itself", async function () {
         const active = await selectedTrack("web");
         const idle = active === "blue" ? "green" : "blue";
-        await addStage(`e2e-smoke-fails-${NS}`, [labelIs(LABEL_VERSION, "1.6.0"), labelIs("app.kubernetes.io/component", "smoke-test"), ...STARTING_JOB_POD], EXITS_1);
+        await stages.add(`e2e-smoke-fails-${NS}`, [labelIs(LABEL_VERSION, "1.6.0"), labelIs("app.kubernetes.io/component", "smoke-test"), ...STARTING_JOB_POD], EXITS_1);
         const before = await trafficState();
         set(`apps.web.blueGreen.${idle}`, "1.6.0");
         set("apps.web.blueGreen.activeColor", idle);
@@ -426,7 +369,7 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         assert.ok(jobFailed(failed), "the smoke Job is not marked failed");
 
         // the dependency the smoke test needed is back: the same config, no hand deletion
-        await removeStage(`e2e-smoke-fails-${NS}`);
+        await stages.remove(`e2e-smoke-fails-${NS}`);
         await up("retry after the smoke test is fixed");
         const retried = (await kube.get(`${paths.jobs}/${failed.metadata.name}`))!;
         assert.notEqual(retried.metadata.uid, failed.metadata.uid, "the failed smoke Job was not replaced");
@@ -435,7 +378,7 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
     });
 
     it("failure: a failing migration keeps the old version serving; after the fix a plain `pulumi up` retries it", async function () {
-        await addStage(`e2e-migration-fails-${NS}`, [labelIs(LABEL_VERSION, "2.9.0"), labelIs("app.kubernetes.io/component", "migration"), ...STARTING_JOB_POD], EXITS_1);
+        await stages.add(`e2e-migration-fails-${NS}`, [labelIs(LABEL_VERSION, "2.9.0"), labelIs("app.kubernetes.io/component", "migration"), ...STARTING_JOB_POD], EXITS_1);
         const before = await trafficState();
         set("apps.worker.tag", "2.9.0");
         const { run } = await up("rolling release, migration fails", { allowFail: true });
@@ -446,7 +389,7 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         const pods = (await kube.list(paths.pods)).filter((p) => p.metadata.labels["app.kubernetes.io/name"] === "worker");
         assert.ok(pods.length > 0 && pods.every((p) => p.metadata.labels[LABEL_VERSION] === "2.8.0"), "a 2.9.0 worker pod exists");
 
-        await removeStage(`e2e-migration-fails-${NS}`);
+        await stages.remove(`e2e-migration-fails-${NS}`);
         await up("retry after the migration is fixed");
         assert.equal(imageOf(await deployment("worker")), "registry.local/acme/worker:2.9.0");
         assert.ok(rolledOut((await deployment("worker"))!));

@@ -13,6 +13,8 @@ export interface WatchEvent {
     object: Obj;
     /** etcd's revision of this change: one global order across every kind (an etcd3 fact the tests rely on). */
     revision: number;
+    /** When this process received it (ms since the epoch): for timings, never for ordering. */
+    seenAt: number;
 }
 
 export class Kube {
@@ -113,7 +115,7 @@ export class Kube {
                         buf = buf.slice(nl + 1);
                         if (!line) continue;
                         const e = JSON.parse(line);
-                        events.push({ type: e.type, object: e.object, revision: Number(e.object?.metadata?.resourceVersion ?? 0) });
+                        events.push({ type: e.type, object: e.object, revision: Number(e.object?.metadata?.resourceVersion ?? 0), seenAt: Date.now() });
                     }
                 });
             });
