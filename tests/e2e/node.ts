@@ -1,0 +1,112 @@
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { exportsOf, ROOT } from "./project";
+
+// The real node (scripts/ensure-node) for tests that need real pods and real traffic: how to start
+// and stop it, how to place a pod there, and the load generator (scripts/node/loadgen) that counts
+// failed requests while an operator action runs.
+
+export const ENSURE_NODE = path.join(ROOT, "scripts", "ensure-node");
+
+/** Placement on the real node: it carries this label and taint, so only pods that ask land there. */
+export const REAL_NODE = {
+    name: "platform-node-0",
+    nodeSelector: { "platform.dev/node": "real" },
+    tolerations: [{ key: "platform.dev/real-node", operator: "Equal", value: "true", effect: "NoSchedule" }],
+};
+
+/** localhost/platform-testapp:<tag>, imported at start (imagePullPolicy Never): v1, v2, v3, and bad (never ready). */
+export const TESTAPP = "localhost/platform-testapp";
+/** components/app.ts APP_UID: the image's user. */
+export const APP_UID = 10001;
+
+export interface NodeEnv {
+    KUBECONFIG: string;
+    PLATFORM_NODE_NAME: string;
+    PLATFORM_NODE_LOADGEN: string;
+    PLATFORM_NODE_RUN: string;
+    PLATFORM_NODE_POD_LOGS: string;
+    PLATFORM_NODE_CGROUP: string;
+    PLATFORM_NODE_BRIDGE: string;
+}
+
+/** Starts the control plane and the node if needed (a no-op when both run); their `export` lines. */
+export function startNode(base: NodeJS.ProcessEnv = process.env): NodeEnv {
+    const cluster = exportsOf(path.join(ROOT, "scripts", "ensure-cluster"), ["start"], base);
+    return exportsOf(ENSURE_NODE, ["start"], cluster) as unknown as NodeEnv;
+}
+
+/** Drains and removes the node and everything it created on the host (the control plane keeps running). */
+export function stopNode(base: NodeJS.ProcessEnv = process.env): void {
+    const r = spawnSync(ENSURE_NODE, ["stop"], { env: base, stdio: ["ignore", "inherit", "inherit"] });
+    if (r.status !== 0) throw new Error(`scripts/ensure-node stop failed (exit ${r.status})`);
+}
+
+/** What loadgen writes (scripts/node/loadgen): times are ms since its first request, and epoch ms. */
+export interface LoadResult {
+    url: string;
+    rate: number;
+    startEpochMs: number;
+    durationMs: number;
+    stoppedBy: string;
+    sent: number;
+    ok: number;
+    failed: number;
+    /** refused, timeout, reset, closed, "http <status>", client-saturated, other */
+    failures: Record<string, number>;
+    failedWindow?: Seen;
+    versions: Record<string, Seen>;
+    pods: Record<string, number>;
+    latencyMs: { p50?: number; p99?: number; max?: number };
+    failureSamples: { ms: number; kind: string; error: string }[];
+    timeline: { s: number; sent: number; ok: number; failed: number; versions?: Record<string, number> }[];
+}
+
+export interface Seen { count: number; firstMs: number; lastMs: number; firstEpochMs: number; lastEpochMs: number }
+
+export interface LoadRun {
+    /** Epoch ms when loadgen reported it is sending. */
+    startedAt: number;
+    /** SIGTERM: loadgen stops sending, waits for the requests in flight (≤ 2 s) and writes its result. */
+    stop(): Promise<LoadResult>;
+}
+
+/**
+ * Starts loadgen against a URL on 127.0.0.0/8 (it refuses any other) at a fixed rate, a new TCP
+ * connection per request, until stop() (or maxSeconds, at most 600).
+ */
+export async function startLoad(loadgen: string, url: string, opts: { rate?: number; maxSeconds?: number } = {}): Promise<LoadRun> {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "loadgen-")), "result.json");
+    const child: ChildProcess = spawn(loadgen, ["-url", url, "-rate", String(opts.rate ?? 200), "-duration", `${opts.maxSeconds ?? 300}s`, "-out", out],
+        { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+        child.stderr!.on("data", (d) => {
+            stderr += d;
+            if (stderr.includes("loadgen: ") && stderr.includes("\n")) resolve();
+        });
+        child.on("error", reject);
+        exited.then((code) => reject(new Error(`loadgen exited (${code}) before sending: ${stderr.trim()}`)));
+    });
+    return {
+        startedAt: Date.now(),
+        stop: async () => {
+            child.kill("SIGTERM");
+            const code = await exited;
+            if (code !== 0) throw new Error(`loadgen failed (exit ${code}): ${stderr.trim()}`);
+            const result = JSON.parse(fs.readFileSync(out, "utf8")) as LoadResult;
+            fs.rmSync(path.dirname(out), { recursive: true, force: true });
+            return result;
+        },
+    };
+}
+
+/** One line for a test's output: sent, failed (by kind), per-version counts. */
+export function summary(r: LoadResult): string {
+    const versions = Object.entries(r.versions).map(([v, s]) => `${v}=${s.count}`).join(" ");
+    const failures = Object.entries(r.failures).map(([k, n]) => `${k}: ${n}`).join(", ");
+    return `sent ${r.sent}, ok ${r.ok}, failed ${r.failed}${failures ? ` (${failures})` : ""}; ${versions}; p99 ${r.latencyMs.p99} ms`;
+}
