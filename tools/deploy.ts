@@ -89,9 +89,18 @@ export function failureLines(output: string, n = 3): string {
     return (errors.length ? errors.slice(0, n) : lines.slice(-n)).join(" | ");
 }
 
-/** The analysis Jobs that pulumi's diagnostics report as failed. */
+/**
+ * The analysis Jobs that pulumi's diagnostics report as run and failed in the cluster (their pods
+ * hold the result): not those the engine failed to create or write.
+ */
 export function failedAnalysisJobs(output: string): string[] {
-    return [...new Set([...output.matchAll(/kubernetes:batch\/v1:Job \(([a-z0-9-]+-analysis-[0-9a-f]{8})\):/g)].map((m) => m[1]))];
+    const jobs = new Set<string>();
+    const blocks = output.split(/\n(?=  \S[^\n]* \([^\n]*\):\n)/);
+    for (const b of blocks) {
+        const m = /^\s*kubernetes:batch\/v1:Job \(([a-z0-9-]+-analysis-[0-9a-f]{8})\):/.exec(b);
+        if (m && /BackoffLimitExceeded|DeadlineExceeded|failed to fully initialize or become live/.test(b)) jobs.add(m[1]);
+    }
+    return [...jobs];
 }
 
 /** Why the update failed: the analysis result when an analysis Job failed, else pulumi's diagnostics. */

@@ -266,6 +266,9 @@ describe("npm run deploy: its parts", () => {
         // What pulumi prints for a failed analysis Job (tests/e2e/rollback.e2e.ts saw it): the Job is named, not the result.
         const failedJob = "Diagnostics:\n  kubernetes:batch/v1:Job (api-analysis-89c3026a):\n    error: 2 errors occurred:\n    \t* [BackoffLimitExceeded] Job has reached the specified backoff limit\n  kubernetes:batch/v1:Job (api-migrate-1):\n    error: x\n";
         assert.deepEqual(failedAnalysisJobs(failedJob), ["api-analysis-89c3026a"]);
+        // A Job the engine could not even write (the local stack's render-only provider) ran nowhere.
+        const unwritten = "Diagnostics:\n  kubernetes:batch/v1:Job (api-analysis-dc754963):\n    error: failed to write YAML file: \"out/local/1-manifest/x.yaml\": is a directory\n\n  pulumi:pulumi:Stack (platform-local):\n    error: update failed\n";
+        assert.deepEqual(failedAnalysisJobs(unwritten), []);
     });
 
     it("usage errors name the missing argument", () => {
