@@ -42,6 +42,21 @@ async function up(label: string, opts: { allowFail?: boolean } = {}): Promise<{ 
 }
 
 const deployment = (name: string) => kube.get(`${paths.deployments}/${name}`);
+
+/**
+ * Asserts a Deployment is rolled out, allowing its controller a few seconds to count the last old
+ * pod gone: `pulumi up` returns once the new pods are available, and `status.replicas` may still
+ * include a terminating surge pod for a moment (seen once in CI).
+ */
+async function assertRolledOut(name: string, message = `Deployment ${name} is not rolled out`): Promise<Obj> {
+    const deadline = Date.now() + 10000;
+    for (;;) {
+        const d = await deployment(name);
+        if (d && rolledOut(d)) return d;
+        if (Date.now() > deadline) assert.fail(`${message}: ${JSON.stringify(d?.status)}`);
+        await new Promise((r) => setTimeout(r, 250));
+    }
+}
 const service = (name: string) => kube.get(`${paths.services}/${name}`);
 const selectedTrack = async (name: string) => (await service(name))?.spec.selector[LABEL_TRACK];
 const imageOf = (d: Obj | undefined) => d?.spec.template.spec.containers[0].image;
@@ -173,7 +188,7 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         set("apps.web.blueGreen.green", "1.5.0");
         let r = await up("blue/green release");
         assert.equal(imageOf(await deployment("web-green")), "registry.local/acme/web:1.5.0");
-        assert.ok(rolledOut((await deployment("web-green"))!));
+        await assertRolledOut("web-green");
         assert.equal(await selectedTrack("web"), "blue");
         assert.equal(await selectedTrack("web-preview"), "green");
         const smoke = (await kube.list(paths.jobs)).find((j) => j.metadata.labels[LABEL_VERSION] === "1.5.0" && j.metadata.name.startsWith("web-smoke-green"));
@@ -185,7 +200,7 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         r = await up("blue/green switch");
         assert.equal(await selectedTrack("web"), "green");
         assert.equal(await selectedTrack("web-preview"), "blue");
-        assert.ok(rolledOut((await deployment("web-blue"))!), "the old colour is kept for a fast rollback");
+        await assertRolledOut("web-blue", "the old colour is kept for a fast rollback");
 
         // rollback: one value; the Services move, no Deployment changes
         const gens = await generations();
@@ -204,15 +219,14 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         // roll back onto the removed colour: it is re-created at full size and ready before the switch
         set("apps.web.blueGreen.activeColor", "green");
         r = await up("blue/green rollback to a removed colour");
-        const green = (await deployment("web-green"))!;
-        assert.ok(rolledOut(green));
+        await assertRolledOut("web-green");
         const readyAt = readyRevision(r.events, "web-green", "registry.local/acme/web:1.5.0", 2);
         const switchedAt = firstRevision(r.events, "Service", "web", (s) => s.spec.selector[LABEL_TRACK] === "green");
         assert.ok(Number.isFinite(switchedAt), "the Service never switched to green");
         assert.ok(readyAt < switchedAt, `the Service moved (revision ${switchedAt}) before web-green was ready (revision ${readyAt})`);
         unset("apps.web.blueGreen.idleReplicas");
         await up("blue/green idle colour back");
-        assert.ok(rolledOut((await deployment("web-blue"))!));
+        await assertRolledOut("web-blue");
     });
 
     it("canary through the Gateway API: 0 → 10 → 50 → 100 → promote, then abort from 50", async function () {
@@ -288,9 +302,8 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
     it("a rolling release runs its migration to completion before the first new pod starts", async function () {
         set("apps.worker.tag", "2.8.0");
         const r = await up("rolling release with migration");
-        const d = (await deployment("worker"))!;
+        const d = await assertRolledOut("worker");
         assert.equal(imageOf(d), "registry.local/acme/worker:2.8.0");
-        assert.ok(rolledOut(d));
         const job = (await kube.list(paths.jobs)).find((j) => j.metadata.name.startsWith("worker-migrate-") && j.metadata.labels[LABEL_VERSION] === "2.8.0")!;
         assert.ok(jobSucceeded(job));
         const migratedAt = firstRevision(r.events, "Job", job.metadata.name, jobSucceeded);
@@ -392,6 +405,6 @@ describe("`pulumi up` against a live API server (the cluster stack)", function (
         await stages.remove(`e2e-migration-fails-${NS}`);
         await up("retry after the migration is fixed");
         assert.equal(imageOf(await deployment("worker")), "registry.local/acme/worker:2.9.0");
-        assert.ok(rolledOut((await deployment("worker"))!));
+        await assertRolledOut("worker");
     });
 });
