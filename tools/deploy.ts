@@ -45,15 +45,16 @@ export function pulumiCli(o: Options) {
         if (r.code !== 0) throw new Error(`pulumi ${args.join(" ")} failed: ${lastLines(r.stderr + r.stdout, 3)}`);
         return JSON.parse(r.stdout || "null");
     };
+    /** An object-valued config key (`pulumi config --json` gives it as objectValue or JSON text). */
+    const configObject = async (key: string): Promise<Record<string, unknown>> => {
+        const v = ((await json(["config", "--json"])) ?? {})[key];
+        return v?.objectValue ?? (v?.value ? JSON.parse(v.value) : {});
+    };
     return {
         run,
         outputs: async (): Promise<StackApps> => ((await json(["stack", "output", "--json", "--show-secrets=false"])) ?? {}).apps ?? {},
         tags: async (): Promise<Record<string, string>> => (await json(["stack", "tag", "ls", "--json"])) ?? {},
-        appsConfig: async (): Promise<Record<string, unknown>> => {
-            const all = (await json(["config", "--json"])) ?? {};
-            const apps = all["platform:apps"];
-            return apps?.objectValue ?? (apps?.value ? JSON.parse(apps.value) : {});
-        },
+        appsConfig: () => configObject("platform:apps"),
         urnsOfJobs: async (names: string[]): Promise<string[]> => {
             const state = await json(["stack", "export"]);
             return (state?.deployment?.resources ?? [])
@@ -63,8 +64,7 @@ export function pulumiCli(o: Options) {
         /** What the failed analysis Jobs' pods said (pulumi reports only that the Job failed). */
         analysisResults: async (jobs: string[]): Promise<string[]> => {
             const namespace = await json(["stack", "output", "namespace", "--json"]);
-            const k8s = ((await json(["config", "--json"])) ?? {})["platform:kubernetes"];
-            const context = (k8s?.objectValue ?? (k8s?.value ? JSON.parse(k8s.value) : {}))?.context;
+            const context = (await configObject("platform:kubernetes")).context as string | undefined;
             return readAnalysisResults({ namespace, jobs, context });
         },
         lastUpdateSucceeded: async (): Promise<boolean> => {
