@@ -1,3 +1,4 @@
+import * as assert from "assert";
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -102,6 +103,23 @@ export async function startLoad(loadgen: string, url: string, opts: { rate?: num
             return result;
         },
     };
+}
+
+/**
+ * Failed requests: the goal is 0. The one exception this machine shows is a stray: a single new
+ * connection to the loopback NodePort refused by the host's TCP stack with nothing changing (about 1
+ * in 64,000; docs/node.md, seen once in a cold CI run in the node test's switch). A rollout's
+ * failures come in runs (hundreds in a 2 s endpoint gap; 3 within 40 ms without the preStop sleep),
+ * so a load may show at most one isolated failure per 20,000 requests (at least 1), each more than
+ * 1 s from the next, and nothing more. Returns a note for the figures when a stray was seen.
+ */
+export function assertNoFailedRequests(r: LoadResult, label: string): string | undefined {
+    if (r.failed === 0) return undefined;
+    const bound = Math.max(1, Math.floor(r.sent / 20000));
+    const ms = r.failureSamples.map((s) => s.ms).sort((a, b) => a - b);
+    const isolated = r.failureSamples.length === r.failed && ms.every((m, i) => i === 0 || m - ms[i - 1] > 1000);
+    assert.ok(r.failed <= bound && isolated, `${label}: ${r.failed} of ${r.sent} requests failed: ${summary(r)}; first failures ${JSON.stringify(r.failureSamples.slice(0, 5))}`);
+    return `${r.failed} isolated stray`;
 }
 
 /** One line for a test's output: sent, failed (by kind), per-version counts. */
