@@ -16,16 +16,24 @@ export function engineBuilt(): boolean {
     return spawnSync(path.join(ROOT, "scripts", "ensure-pulumi"), ["--check"], { stdio: "ignore" }).status === 0;
 }
 
-/** The `export NAME="value"` lines scripts/ensure-pulumi prints, applied to a copy of our env. */
-export function ensurePulumi(): NodeJS.ProcessEnv {
-    const r = spawnSync(path.join(ROOT, "scripts", "ensure-pulumi"), [], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    if (r.status !== 0) throw new Error(`scripts/ensure-pulumi failed (exit ${r.status})`);
-    const out: NodeJS.ProcessEnv = { ...process.env };
+/**
+ * Runs a script that prints `export NAME="value"` lines (scripts/ensure-pulumi, ensure-cluster,
+ * ensure-node) and applies them to a copy of `base`.
+ */
+export function exportsOf(script: string, args: string[], base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+    const r = spawnSync(script, args, { encoding: "utf8", env: base, stdio: ["ignore", "pipe", "inherit"] });
+    if (r.status !== 0) throw new Error(`${path.relative(ROOT, script)} ${args.join(" ")} failed (exit ${r.status})`);
+    const out: NodeJS.ProcessEnv = { ...base };
     for (const line of r.stdout.split("\n")) {
         const m = /^export ([A-Z_]+)="?(.*?)"?$/.exec(line.trim());
-        if (m) out[m[1]] = m[2].replace("$PATH", process.env.PATH ?? "");
+        if (m) out[m[1]] = m[2].replace("$PATH", base.PATH ?? "");
     }
     return out;
+}
+
+/** The environment scripts/ensure-pulumi prints (the engine on PATH), applied to a copy of ours. */
+export function ensurePulumi(): NodeJS.ProcessEnv {
+    return exportsOf(path.join(ROOT, "scripts", "ensure-pulumi"), []);
 }
 
 /** A copy of `source` as a fresh clone would have it (tracked and unignored files), sharing our node_modules. */

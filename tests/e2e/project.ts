@@ -1,14 +1,14 @@
 import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { engineWorkspace, ensurePulumi, ROOT } from "../../tools/engine";
+import { engineWorkspace, ensurePulumi, exportsOf, ROOT } from "../../tools/engine";
 
 // A stack of a throwaway copy of the project (tools/engine.ts) with `pulumi` runs that record their
 // wall times, synchronous or not (a test may watch the API server while `pulumi up` runs).
 
 // The project to test: this repository, or PLATFORM_E2E_SOURCE (another checkout or copy).
 export const SOURCE = path.resolve(process.env.PLATFORM_E2E_SOURCE ?? ROOT);
-export { ROOT };
+export { exportsOf, ROOT };
 
 export interface Run {
     status: number | null;
@@ -18,18 +18,6 @@ export interface Run {
 }
 
 export interface RunOptions { allowFail?: boolean; label?: string }
-
-/** Runs a script that prints `export NAME="value"` lines and applies them to a copy of `base`. */
-export function exportsOf(script: string, args: string[], base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-    const r = spawnSync(script, args, { encoding: "utf8", env: base, stdio: ["ignore", "pipe", "inherit"] });
-    if (r.status !== 0) throw new Error(`${path.relative(ROOT, script)} ${args.join(" ")} failed (exit ${r.status})`);
-    const out: NodeJS.ProcessEnv = { ...base };
-    for (const line of r.stdout.split("\n")) {
-        const m = /^export ([A-Z_]+)="?(.*?)"?$/.exec(line.trim());
-        if (m) out[m[1]] = m[2].replace("$PATH", base.PATH ?? "");
-    }
-    return out;
-}
 
 export const tail = (s: string, n = 60) => s.split("\n").slice(-n).join("\n");
 
