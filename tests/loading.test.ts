@@ -1,5 +1,7 @@
 import { strict as assert } from "assert";
-import { evaluateInFreshProcess } from "../tools/fresh";
+import { validateConfig } from "../components/config/validate";
+import { readStackFile } from "../tools/evaluate";
+import { evaluateInFreshProcess, generatedApps } from "../tools/fresh";
 
 // A stack loads only the SDKs it uses: @pulumi/gcp (about a second to load) only with
 // platform:gcp.enabled, @pulumi/docker only when the stack builds an image. Each evaluation runs in
@@ -21,3 +23,15 @@ describe("fresh-process evaluation loads only the SDKs the stack uses", function
         assert.ok(!r.sdks.includes("@pulumi/docker"), r.sdks.join(", "));
     });
 });
+
+describe("the bench's generated stacks", () => {
+    for (const stack of ["staging", "production"]) {
+        it(`${stack} with 1, 10 and 50 generated apps is a valid config (npm run bench evaluates them)`, () => {
+            for (const n of [1, 10, 50]) {
+                const config = validateConfig(generatedApps(readStackFile(stack), n), stack);
+                assert.equal(config.apps.length, n);
+            }
+        });
+    }
+});
+

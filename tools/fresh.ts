@@ -32,11 +32,21 @@ export interface FreshResult {
     sdks: string[];
 }
 
-/** `apps` apps made from the stack's own apps, renamed app0, app1, ... */
+/**
+ * `apps` apps made from the stack's own apps, renamed app0, app1, ...: a valid stack of that size.
+ * What must be unique per app is made so (the router host gets the app's name in front, a
+ * NodePort is dropped), and `calls` is dropped, since it names the template's apps.
+ */
 export function generatedApps(config: ConfigValues, apps: number): ConfigValues {
-    const template = Object.values(config["platform:apps"] as Record<string, unknown>);
+    const template = Object.values(config["platform:apps"] as Record<string, Record<string, any>>);
     const out: Record<string, unknown> = {};
-    for (let i = 0; i < apps; i++) out[`app${i}`] = template[i % template.length];
+    for (let i = 0; i < apps; i++) {
+        const app = JSON.parse(JSON.stringify(template[i % template.length]));
+        delete app.calls;
+        delete app.nodePort;
+        if (app.routing?.host) app.routing.host = `app${i}.${app.routing.host}`;
+        out[`app${i}`] = app;
+    }
     return { ...config, "platform:apps": out };
 }
 
