@@ -3,10 +3,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { performance } from "perf_hooks";
-import { engineBuilt, engineWorkspace, ensurePulumi, ROOT } from "./engine";
+import { engineBuilt, engineWorkspace, ensurePulumi, exportsOf, ROOT } from "./engine";
 import { evaluateInFreshProcess, FreshResult, FreshSpec } from "./fresh";
 
-// npm run bench [-- --runs N] [-- --only evaluation|engine]
+// npm run bench [-- --runs N] [-- --only evaluation|engine|cluster]
 //
 // 1. Program evaluation in a fresh process (tools/fresh.ts), as every `pulumi preview` pays it:
 //    the stacks, and 1/10/50/100 generated apps to show the cost is linear in apps. The physical
@@ -15,8 +15,8 @@ import { evaluateInFreshProcess, FreshResult, FreshSpec } from "./fresh";
 //    throwaway copy of the local stack: `pulumi preview`, and `pulumi up` for a canary weight step,
 //    a blue/green switch and its rollback. The local stack renders to out/local, so the physical
 //    limit is writing the same manifest files (what the render-only kubernetes provider does).
-//    Against a cluster (scripts/ensure-cluster, issue 11) the limit is a `kubectl patch` of the
-//    same objects; without one the cluster column reads "not measured".
+// 3. The same actions on the cluster stack against the local control plane (scripts/ensure-cluster,
+//    started if it is built), next to a `kubectl patch` of the same objects on the same API server.
 // Every figure is printed with the load average, since this 2-core machine is often busy.
 
 const args = process.argv.slice(2);
@@ -118,6 +118,23 @@ process.on("exit", () => { marks.exit = now(); fs.appendFileSync(process.env.PLA
 
 interface ProgramMarks { start: number; programStart?: number; programEnd?: number; exit: number }
 
+/** Installs the preload in a workspace's env; `phases` then explains one CLI run from its marks. */
+function recordMarks(work: string, env: NodeJS.ProcessEnv): { reset(): void; phases(start: number, end: number): string[] } {
+    const marksFile = path.join(work, "marks.jsonl");
+    fs.writeFileSync(path.join(work, "preload.js"), PRELOAD);
+    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --require ${path.join(work, "preload.js")}`.trim();
+    env.PLATFORM_MARKS = marksFile;
+    return {
+        reset: () => fs.writeFileSync(marksFile, ""),
+        phases: (start, end) => {
+            const procs = fs.readFileSync(marksFile, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as ProgramMarks);
+            return explain(start, end, procs);
+        },
+    };
+}
+
+const PHASES = ["CLI + engine start", "node + SDK + ts-node", "program", "engine + provider (+ awaits)", "engine finish"];
+
 interface Action {
     label: string;
     /** `pulumi config set --path` before the run. */
@@ -166,10 +183,7 @@ function benchEngine(): void {
         return;
     }
     const { work, env } = engineWorkspace(ROOT, "platform-bench-", ensurePulumi());
-    const marksFile = path.join(work, "marks.jsonl");
-    fs.writeFileSync(path.join(work, "preload.js"), PRELOAD);
-    env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --require ${path.join(work, "preload.js")}`.trim();
-    env.PLATFORM_MARKS = marksFile;
+    const marks = recordMarks(work, env);
     const run = (cmd: string, a: string[]) => {
         const r = spawnSync(cmd, a, { cwd: work, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
         if (r.status !== 0) throw new Error(`${cmd} ${a.join(" ")} exited ${r.status}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
@@ -199,7 +213,7 @@ function benchEngine(): void {
         for (const a of actions) {
             if (a.set) pulumi(["config", "set", "--path", a.set[0], a.set[1]]);
             const before = snapshot(OUT(work));
-            fs.writeFileSync(marksFile, "");
+            marks.reset();
             const start = Date.now();
             t = performance.now();
             pulumi(a.args);
@@ -213,15 +227,13 @@ function benchEngine(): void {
                 a.label, s(wall), names,
                 limit ? `${(limit.inProcess * 1000).toFixed(0)} µs` : "—", limit ? ratio(wall, limit.inProcess) : "—",
                 limit ? s(limit.process) : "—", limit ? ratio(wall, limit.process) : "—",
-                "not measured: no local cluster", load(),
+                load(),
             ]);
-            const procs = fs.readFileSync(marksFile, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as ProgramMarks);
-            breakdown.push([a.label, ...explain(start, end, procs)]);
+            breakdown.push([a.label, ...marks.phases(start, end)]);
         }
-        table(["operator action", "engine s", "objects written", "limit: write them", "ratio", "limit: a process writing them", "ratio", "cluster (kubectl patch)", "load"], rows);
+        table(["operator action", "engine s", "objects written", "limit: write them", "ratio", "limit: a process writing them", "ratio", "load"], rows);
         console.log("Where the seconds go (s): CLI/engine start (backend, plugins, language host) until the program's node process starts; node start, @pulumi/pulumi and ts-node until index.ts is required; the program (our modules, SDKs, declaring resources); registrations (engine steps and provider calls, awaits) until node exits; the engine finishing (state, summary). With `pulumi up --yes` two program runs are summed.\n");
-        table(["operator action", "CLI + engine start", "node + SDK + ts-node", "program", "engine + provider", "engine finish"], breakdown);
-        clusterNote();
+        table(["operator action", ...PHASES], breakdown);
     } finally {
         if (process.env.PLATFORM_BENCH_KEEP) console.log(`kept ${work}`);
         else fs.rmSync(work, { recursive: true, force: true });
@@ -246,26 +258,132 @@ function explain(start: number, end: number, procs: ProgramMarks[]): string[] {
     return [...sum.map(s), s(end - cursor)];
 }
 
-function clusterNote(): void {
+// ---- 3. the same actions against the local control plane ----------------------------------------
+
+/** The kinds an operator action can change, as kubectl names them. */
+const KINDS = "services,ingresses.networking.k8s.io,httproutes.gateway.networking.k8s.io,deployments.apps,jobs.batch";
+
+/** What an operator action changes on an object: its labels, annotations and spec (not status). */
+type Intent = { labels: Record<string, string>; annotations: Record<string, string>; spec: unknown };
+const intent = (o: Record<string, any>): Intent => ({ labels: o.metadata.labels ?? {}, annotations: o.metadata.annotations ?? {}, spec: o.spec });
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** RFC 7386 merge patch from `before` to `after` (arrays are replaced whole, removed keys are null). */
+function mergePatch(before: unknown, after: unknown): unknown {
+    const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+    if (!isObject(before) || !isObject(after)) return after;
+    const patch: Record<string, unknown> = {};
+    for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
+        if (!(k in after)) patch[k] = null;
+        else if (!same(before[k], after[k])) patch[k] = mergePatch(before[k], after[k]);
+    }
+    return patch;
+}
+
+/**
+ * The operator loop against the local control plane (scripts/ensure-cluster): `pulumi up` of a
+ * throwaway copy of the cluster stack, in a namespace of its own, for the same actions as above,
+ * next to the physical limit of the same change made by `kubectl patch` of the same objects on the
+ * same API server. Pulumi's time includes the awaits that gate traffic (a Service that takes traffic
+ * waits for ready endpoints, instant on simulated pods); kubectl returns when the write is stored.
+ */
+function benchCluster(): void {
+    console.log(`## The same actions against the local control plane (load ${load()} at start)\n`);
     const script = path.join(ROOT, "scripts", "ensure-cluster");
-    if (!fs.existsSync(script)) {
-        console.log("Cluster: not measured: no local cluster (scripts/ensure-cluster does not exist yet).\n");
+    if (!engineBuilt() || spawnSync(script, ["--check"], { stdio: "ignore" }).status !== 0) {
+        console.log("not measured: the engine or the local control plane is not built (`scripts/ensure-pulumi`; `scripts/ensure-cluster install`, ~15 min cold).\n");
         return;
     }
-    const status = spawnSync(script, ["status"], { encoding: "utf8" });
-    if (status.status !== 0) {
-        console.log("Cluster: not measured: no local cluster (`scripts/ensure-cluster status` says it is not up).\n");
-        return;
+    const cluster = exportsOf(script, ["start"]);
+    const kubectlPath = cluster.PLATFORM_KUBECTL!;
+    const { work, env } = engineWorkspace(ROOT, "platform-bench-cluster-", ensurePulumi());
+    env.KUBECONFIG = cluster.KUBECONFIG;
+    const marks = recordMarks(work, env);
+    const namespace = `bench-${Date.now().toString(36)}`;
+    const run = (cmd: string, a: string[]) => {
+        const r = spawnSync(cmd, a, { cwd: work, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+        if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${a.join(" ")} exited ${r.status}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+        return r;
+    };
+    const pulumi = (a: string[]) => run("pulumi", [...a, "--stack", "cluster", "--non-interactive"]);
+    const kubectl = (a: string[]) => run(kubectlPath, ["-n", namespace, ...a]);
+    const objects = (): Map<string, Record<string, any>> => {
+        const items = JSON.parse(kubectl(["get", KINDS, "-o", "json"]).stdout).items as Record<string, any>[];
+        return new Map(items.map((o) => [`${o.kind.toLowerCase()}/${o.metadata.name}`, o]));
+    };
+    try {
+        run("pulumi", ["stack", "select", "--create", "cluster", "--non-interactive"]);
+        pulumi(["config", "set", "namespace", namespace]);
+        // shop: a canary behind ingress-nginx, so a weight step is one object (the canary Ingress).
+        pulumi(["config", "set", "--path", "apps.shop.canary.canary", "3.2.0"]);
+        pulumi(["config", "set", "--path", "apps.shop.canary.weight", "10"]);
+        let t = performance.now();
+        pulumi(["up", "--yes", "--skip-preview"]);
+        console.log(`set-up: first \`pulumi up\` of the cluster stack in namespace ${namespace}: ${s(performance.now() - t)} s (load ${load()})\n`);
+
+        const actions: Action[] = [
+            { label: "`pulumi preview` (no change)", args: ["preview"] },
+            { label: "canary weight step 10→50: `pulumi up --skip-preview`", set: ["apps.shop.canary.weight", "50"], args: ["up", "--yes", "--skip-preview"] },
+            { label: "blue/green switch to green: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "green"], args: ["up", "--yes", "--skip-preview"] },
+            { label: "rollback to blue: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "blue"], args: ["up", "--yes", "--skip-preview"] },
+            { label: "canary weight step 50→10: `pulumi up --yes` (preview + update)", set: ["apps.shop.canary.weight", "10"], args: ["up", "--yes"] },
+        ];
+        const measured: { label: string; wall: number; load: string; changes: [string, Intent, Intent][]; phases: string[] }[] = [];
+        for (const a of actions) {
+            if (a.set) pulumi(["config", "set", "--path", a.set[0], a.set[1]]);
+            const before = objects();
+            marks.reset();
+            const start = Date.now();
+            t = performance.now();
+            pulumi(a.args);
+            const wall = performance.now() - t;
+            const phases = marks.phases(start, Date.now());
+            const after = objects();
+            const changes: [string, Intent, Intent][] = [];
+            for (const [name, o] of after) {
+                const b = before.get(name);
+                if (!b) throw new Error(`${a.label} created ${name}: an operator action should only change objects`);
+                if (!same(intent(b), intent(o))) changes.push([name, intent(b), intent(o)]);
+            }
+            measured.push({ label: a.label, wall, load: load(), changes, phases });
+        }
+
+        // The physical limit, after Pulumi's runs: the same changes, in the same order from the same
+        // states, by `kubectl patch` (one process per object, as an operator would type it). Pulumi
+        // is not run again, so kubectl taking over the patched fields' ownership does not matter.
+        const rows: string[][] = [];
+        for (const m of measured) {
+            if (m.changes.length === 0) {
+                rows.push([m.label, s(m.wall), "none", "—", "—", m.load]);
+                continue;
+            }
+            let limit = 0;
+            for (const [name, b, a] of m.changes) {
+                const patch = { metadata: mergePatch({ labels: b.labels, annotations: b.annotations }, { labels: a.labels, annotations: a.annotations }), spec: mergePatch(b.spec, a.spec) };
+                t = performance.now();
+                kubectl(["patch", name, "--type", "merge", "-p", JSON.stringify(patch)]);
+                limit += performance.now() - t;
+                const now = objects().get(name);
+                if (!now || !same(intent(now), a)) throw new Error(`kubectl patch of ${name} did not make the change Pulumi made`);
+            }
+            rows.push([m.label, s(m.wall), m.changes.map(([n]) => n).join(", "), s(limit), ratio(m.wall, limit), m.load]);
+        }
+        table(["operator action (cluster stack, live API server)", "pulumi s", "objects changed", "kubectl patch s (same objects)", "ratio", "load"], rows);
+        console.log("Where the seconds go (s), as above; against a cluster `engine + provider` includes the awaits (a Service that takes traffic: ready endpoints, then the provider's fixed 10 s for them to settle).\n");
+        table(["operator action", ...PHASES], measured.map((m) => [m.label, ...m.phases]));
+    } finally {
+        // Deleting the namespace takes every object with it, without another engine run.
+        spawnSync(kubectlPath, ["delete", "namespace", namespace, "--wait=false"], { env, stdio: "ignore" });
+        if (process.env.PLATFORM_BENCH_KEEP) console.log(`kept ${work}`);
+        else fs.rmSync(work, { recursive: true, force: true });
     }
-    // The cluster measurement (the same actions on a stack bound to the cluster, against
-    // `kubectl patch` of the same objects) is added with the cluster (issue 11).
-    console.log("Cluster: up, but its measurement is not written yet (issue 11 adds it).\n");
 }
 
 function main(): void {
     console.log(`platform bench: ${new Date().toISOString()}, ${os.cpus().length} cores, node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}\n`);
-    if (ONLY !== "engine") benchEvaluation();
-    if (ONLY !== "evaluation") benchEngine();
+    if (!ONLY || ONLY === "evaluation") benchEvaluation();
+    if (!ONLY || ONLY === "engine") benchEngine();
+    if (!ONLY || ONLY === "cluster") benchCluster();
 }
 
 main();
