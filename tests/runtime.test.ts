@@ -14,10 +14,12 @@ const PACKAGE = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf
 const TYPE_ERROR = `const replicas: number = "three";\nconsole.log("program ran with", replicas);\n`;
 const WELL_TYPED = `const replicas: number = 3;\nconsole.log("program ran with", replicas);\n`;
 
-/** A project with the repository's tsconfig.json and package.json and `index` as index.ts. */
+/** A project with the repository's tsconfig.json (and the transpiler it names), package.json and `index` as index.ts. */
 function project(index: string): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-runtime-"));
     fs.copyFileSync(path.join(ROOT, "tsconfig.json"), path.join(dir, "tsconfig.json"));
+    fs.mkdirSync(path.join(dir, "tools"));
+    fs.copyFileSync(path.join(ROOT, "tools", "sucrase-transpiler.js"), path.join(dir, "tools", "sucrase-transpiler.js"));
     fs.copyFileSync(path.join(ROOT, "package.json"), path.join(dir, "package.json"));
     fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
     fs.writeFileSync(path.join(dir, "index.ts"), index);
@@ -62,6 +64,20 @@ describe("type-checking: in npm test and CI, never at deploy time", function () 
         const r = runAsPulumi(make(TYPE_ERROR));
         assert.equal(r.status, 0, r.stderr);
         assert.match(r.stdout, /program ran with three/);
+    });
+
+    it("the runtime transpiles with sucrase (tools/sucrase-transpiler.js), and an error names the line of index.ts it was thrown on", () => {
+        const index = [
+            `const service = (process as any)[Symbol.for("ts-node.register.instance")];`,
+            `console.log("transpiler:", JSON.stringify(service.options.transpiler));`,
+            `interface Spec { replicas: number }`,
+            `const spec: Spec = { replicas: 3 };`,
+            `if (spec.replicas > 2) throw new Error("thrown on line 5");`,
+        ].join("\n");
+        const r = runAsPulumi(make(index));
+        assert.notEqual(r.status, 0);
+        assert.match(r.stdout, /transpiler: "\.\/tools\/sucrase-transpiler\.js"/);
+        assert.match(r.stderr, /thrown on line 5\n\s+at Object\.<anonymous> \(.*index\.ts:5:\d+\)/);
     });
 
     it("the runtime reads tsconfig.json's ts-node section, not the environment's defaults", () => {
