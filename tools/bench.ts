@@ -135,6 +135,15 @@ function recordMarks(work: string, env: NodeJS.ProcessEnv): { reset(): void; pha
 
 const PHASES = ["CLI + engine start", "node + SDK + ts-node", "program", "engine + provider (+ awaits)", "engine finish"];
 
+/** Runs a command in a workspace; a non-zero exit throws with the end of its output. */
+function runner(work: string, env: NodeJS.ProcessEnv) {
+    return (cmd: string, a: string[]) => {
+        const r = spawnSync(cmd, a, { cwd: work, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+        if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${a.join(" ")} exited ${r.status}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+        return r;
+    };
+}
+
 interface Action {
     label: string;
     /** `pulumi config set --path` before the run. */
@@ -184,11 +193,7 @@ function benchEngine(): void {
     }
     const { work, env } = engineWorkspace(ROOT, "platform-bench-", ensurePulumi());
     const marks = recordMarks(work, env);
-    const run = (cmd: string, a: string[]) => {
-        const r = spawnSync(cmd, a, { cwd: work, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
-        if (r.status !== 0) throw new Error(`${cmd} ${a.join(" ")} exited ${r.status}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
-        return r;
-    };
+    const run = runner(work, env);
     const pulumi = (a: string[]) => run("pulumi", [...a, "--stack", "local", "--non-interactive"]);
     try {
         run("pulumi", ["stack", "select", "--create", "local", "--non-interactive"]);
@@ -300,11 +305,7 @@ function benchCluster(): void {
     env.KUBECONFIG = cluster.KUBECONFIG;
     const marks = recordMarks(work, env);
     const namespace = `bench-${Date.now().toString(36)}`;
-    const run = (cmd: string, a: string[]) => {
-        const r = spawnSync(cmd, a, { cwd: work, env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
-        if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${a.join(" ")} exited ${r.status}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
-        return r;
-    };
+    const run = runner(work, env);
     const pulumi = (a: string[]) => run("pulumi", [...a, "--stack", "cluster", "--non-interactive"]);
     const kubectl = (a: string[]) => run(kubectlPath, ["-n", namespace, ...a]);
     const objects = (): Map<string, Record<string, any>> => {
