@@ -135,6 +135,21 @@ function recordMarks(work: string, env: NodeJS.ProcessEnv): { reset(): void; pha
 
 const PHASES = ["CLI + engine start", "node + SDK + ts-node", "program", "engine + provider (+ awaits)", "engine finish"];
 
+/**
+ * The operator actions both benches time, in this order (each starts from the state the previous
+ * one left): `canaryApp` is a canary behind ingress-nginx at weight 10, `web` blue/green on blue.
+ */
+function operatorActions(canaryApp: string): Action[] {
+    const weight = `apps.${canaryApp}.canary.weight`;
+    return [
+        { label: "`pulumi preview` (no change)", args: ["preview"] },
+        { label: "canary weight step 10→50: `pulumi up --skip-preview`", set: [weight, "50"], args: ["up", "--yes", "--skip-preview"] },
+        { label: "blue/green switch to green: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "green"], args: ["up", "--yes", "--skip-preview"] },
+        { label: "rollback to blue: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "blue"], args: ["up", "--yes", "--skip-preview"] },
+        { label: "canary weight step 50→10: `pulumi up --yes` (preview + update)", set: [weight, "10"], args: ["up", "--yes"] },
+    ];
+}
+
 /** Runs a command in a workspace; a non-zero exit throws with the end of its output. */
 function runner(work: string, env: NodeJS.ProcessEnv) {
     return (cmd: string, a: string[]) => {
@@ -206,13 +221,7 @@ function benchEngine(): void {
         pulumi(["up", "--yes", "--skip-preview"]);
         console.log(`set-up: first \`pulumi up\` of the local stack (47 objects): ${s(performance.now() - t)} s (load ${load()})\n`);
 
-        const actions: Action[] = [
-            { label: "`pulumi preview` (no change)", args: ["preview"] },
-            { label: "canary weight step 10→50: `pulumi up --skip-preview`", set: ["apps.api.canary.weight", "50"], args: ["up", "--yes", "--skip-preview"] },
-            { label: "blue/green switch to green: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "green"], args: ["up", "--yes", "--skip-preview"] },
-            { label: "rollback to blue: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "blue"], args: ["up", "--yes", "--skip-preview"] },
-            { label: "canary weight step 50→10: `pulumi up --yes` (preview + update)", set: ["apps.api.canary.weight", "10"], args: ["up", "--yes"] },
-        ];
+        const actions = operatorActions("api");
         const rows: string[][] = [];
         const breakdown: string[][] = [];
         for (const a of actions) {
@@ -322,13 +331,7 @@ function benchCluster(): void {
         pulumi(["up", "--yes", "--skip-preview"]);
         console.log(`set-up: first \`pulumi up\` of the cluster stack in namespace ${namespace}: ${s(performance.now() - t)} s (load ${load()})\n`);
 
-        const actions: Action[] = [
-            { label: "`pulumi preview` (no change)", args: ["preview"] },
-            { label: "canary weight step 10→50: `pulumi up --skip-preview`", set: ["apps.shop.canary.weight", "50"], args: ["up", "--yes", "--skip-preview"] },
-            { label: "blue/green switch to green: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "green"], args: ["up", "--yes", "--skip-preview"] },
-            { label: "rollback to blue: `pulumi up --skip-preview`", set: ["apps.web.blueGreen.activeColor", "blue"], args: ["up", "--yes", "--skip-preview"] },
-            { label: "canary weight step 50→10: `pulumi up --yes` (preview + update)", set: ["apps.shop.canary.weight", "10"], args: ["up", "--yes"] },
-        ];
+        const actions = operatorActions("shop");
         const measured: { label: string; wall: number; load: string; changes: [string, Intent, Intent][]; phases: string[] }[] = [];
         for (const a of actions) {
             if (a.set) pulumi(["config", "set", "--path", a.set[0], a.set[1]]);
