@@ -38,8 +38,14 @@ function parseSpec(text) {
         });
         if (!["fail", "pass"].includes(prom.onUnreachable)) bad(".prometheus.onUnreachable must be \"fail\" or \"pass\"");
     }
-    if (http.length === 0 && !(prom && prom.checks.length)) bad("has no check");
-    return { ...spec, http, prometheus: prom };
+    const rate = spec.errorRate;
+    if (rate !== undefined) {
+        if (!rate || typeof rate.url !== "string" || !/^https?:\/\//.test(rate.url)) bad(".errorRate.url must be an http(s) URL");
+        for (const k of ["requests", "concurrency"]) if (!Number.isInteger(rate[k]) || rate[k] < 1) bad(`.errorRate.${k} must be a positive integer`);
+        if (typeof rate.maxErrorRate !== "number" || rate.maxErrorRate < 0 || rate.maxErrorRate >= 1) bad(".errorRate.maxErrorRate must be a fraction from 0 to below 1");
+    }
+    if (http.length === 0 && !rate && !(prom && prom.checks.length)) bad("has no check");
+    return { ...spec, http, prometheus: prom, errorRate: rate };
 }
 
 const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
@@ -64,6 +70,43 @@ async function httpCheck(c, timeoutSeconds) {
         if (i < attempts) await sleep(c.intervalSeconds);
     }
     return { passed: false, measured: last, detail: `${attempts} attempt${attempts === 1 ? "" : "s"}` };
+}
+
+/**
+ * `requests` GETs of `url` through the Service of the track that took traffic, `concurrency` at a
+ * time. A request fails on a status outside 2xx, a reset or a timeout. The check fails as soon as
+ * more than `maxErrorRate` of all requests have failed (no need to send the rest: over the limit
+ * means roll back now), and passes otherwise.
+ */
+async function errorRateCheck(c, timeoutSeconds) {
+    const allowed = Math.floor(c.requests * c.maxErrorRate + 1e-9);
+    const reasons = {};
+    let sent = 0;
+    let failed = 0;
+    const one = async () => {
+        try {
+            const res = await fetch(c.url, { redirect: "manual", signal: AbortSignal.timeout(timeoutSeconds * 1000) });
+            await res.arrayBuffer();
+            return res.status >= 200 && res.status < 300 ? undefined : `HTTP ${res.status}`;
+        } catch (e) {
+            return describeFetchError(e);
+        }
+    };
+    const worker = async () => {
+        while (sent < c.requests && failed <= allowed) {
+            sent++;
+            const why = await one();
+            if (why) {
+                failed++;
+                reasons[why] = (reasons[why] ?? 0) + 1;
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(c.concurrency, c.requests) }, worker));
+    const why = Object.entries(reasons).sort((a, b) => b[1] - a[1]).map(([r, n]) => `${n} ${r}`).join(", ");
+    const detail = `${failed} of ${sent} requests failed${why ? `: ${why}` : ""}${sent < c.requests ? `; stopped early of ${c.requests}` : ""}`;
+    log(`  ${c.name}: ${detail}`);
+    return { passed: failed <= allowed, measured: fmt(failed / sent), detail };
 }
 
 function describeFetchError(e) {
@@ -148,12 +191,15 @@ async function analyze(spec, options = {}) {
     const target = spec.target ? ` ${spec.target}` : "";
     const checks = [
         ...spec.http.map((c, i) => ({ kind: "http", c: { ...c, name: c.name || `http-${i}` } })),
+        ...(spec.errorRate ? [{ kind: "errorRate", c: { ...spec.errorRate, name: spec.errorRate.name || "http-errors" } }] : []),
         ...(spec.prometheus ? spec.prometheus.checks.map((c, i) => ({ kind: "prometheus", c: { ...c, name: c.name || `prometheus-${i}` } })) : []),
     ];
     const passed = [];
     for (const { kind, c } of checks) {
-        const r = kind === "http" ? await httpCheck(c, timeoutSeconds) : await prometheusCheck(spec.prometheus, c, timeoutSeconds);
-        const threshold = kind === "http" ? `HTTP ${c.expectStatus}` : `${c.direction} ${c.threshold}`;
+        const r = kind === "http" ? await httpCheck(c, timeoutSeconds)
+            : kind === "errorRate" ? await errorRateCheck(c, timeoutSeconds)
+                : await prometheusCheck(spec.prometheus, c, timeoutSeconds);
+        const threshold = kind === "http" ? `HTTP ${c.expectStatus}` : kind === "errorRate" ? `at most ${fmt(c.maxErrorRate)}` : `${c.direction} ${c.threshold}`;
         if (!r.passed) {
             return {
                 passed: false,
@@ -184,7 +230,7 @@ async function main() {
     return result.passed ? EXIT.passed : EXIT.failed;
 }
 
-module.exports = { parseSpec, analyze, httpCheck, EXIT };
+module.exports = { parseSpec, analyze, httpCheck, errorRateCheck, EXIT };
 
 if (require.main === module) {
     main().then((code) => process.exit(code), (e) => {

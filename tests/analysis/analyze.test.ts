@@ -166,6 +166,40 @@ describe("analysis program: HTTP checks and its contract", function () {
         assert.equal(r.code, 0, r.stdout + r.stderr);
     });
 
+    const errorRate = (extra: Record<string, unknown> = {}) => ({ url: app.url("/"), requests: 100, concurrency: 4, maxErrorRate: 0.1, ...extra });
+
+    it("error rate: 100 requests with 5 % answered 500 pass (at most 10 % may fail)", async () => {
+        Object.assign(app, { status: 200, errorRatio: 0.05, resetRatio: 0 });
+        const before = app.requests;
+        const r = await analyze({ app: "api", target: "canary 2.8.0", errorRate: errorRate() });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.equal(app.requests - before, 100);
+        assert.equal(r.stdout, "analysis passed: app api canary 2.8.0, 1 check (http-errors 0.05)\n");
+    });
+
+    it("error rate: 30 % answered 500 fails as soon as more than 10 % failed, naming what failed", async () => {
+        Object.assign(app, { status: 200, errorRatio: 0.3, resetRatio: 0 });
+        const before = app.requests;
+        const r = await analyze({ app: "api", target: "canary 2.8.0", errorRate: errorRate() });
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        // 11 failures cross the limit: at 30 % that is about 37 requests, not all 100.
+        assert.ok(app.requests - before < 60, `sent ${app.requests - before}`);
+        assert.match(r.stdout, /^analysis failed: app api canary 2\.8\.0, check http-errors: measured 0\.\d+, threshold at most 0\.1 \(1[1-4] of \d+ requests failed: 1[1-4] HTTP 500; stopped early of 100\)\n$/);
+    });
+
+    it("error rate: connection resets count as failures; a limit of exactly 10 % passes", async () => {
+        Object.assign(app, { status: 200, errorRatio: 0, resetRatio: 0.2 });
+        const resets = await analyze({ app: "api", errorRate: errorRate({ concurrency: 1 }) });
+        assert.equal(resets.code, 1, resets.stdout + resets.stderr);
+        assert.match(resets.stdout, /requests failed: 11 unreachable \(/);
+        Object.assign(app, { errorRatio: 0.1, resetRatio: 0 });
+        app.requests = 0;
+        const edge = await analyze({ app: "api", errorRate: errorRate({ concurrency: 1 }) });
+        assert.equal(edge.code, 0, edge.stdout + edge.stderr);
+        assert.match(edge.stdout, /http-errors 0\.1\)/);
+        app.errorRatio = 0;
+    });
+
     it("an invalid spec is exit 2 with one sentence naming the field", async () => {
         const r = await analyze({ app: "web", http: [{ url: "ftp://x", expectStatus: 200, attempts: 1, intervalSeconds: 1 }] });
         assert.equal(r.code, 2);
@@ -173,5 +207,7 @@ describe("analysis program: HTTP checks and its contract", function () {
         const none = await analyze({ app: "web" });
         assert.equal(none.code, 2);
         assert.match(none.stdout, /has no check/);
+        const rate = await analyze({ app: "web", errorRate: { url: app.url(), requests: 10, concurrency: 1, maxErrorRate: 10 } });
+        assert.equal(rate.stdout, "analysis error: ANALYSIS_SPEC .errorRate.maxErrorRate must be a fraction from 0 to below 1\n");
     });
 });

@@ -157,13 +157,23 @@ export class App {
     status = 200;
     port = 0;
     requests = 0;
+    /** Of every request, this fraction is answered 500 (evenly spread, deterministic). */
+    errorRatio = 0;
+    /** Of every request, this fraction has its connection reset without an answer. */
+    resetRatio = 0;
     private server?: http.Server;
 
     async start(): Promise<this> {
+        const hit = (ratio: number, n: number) => Math.floor(n * ratio) > Math.floor((n - 1) * ratio);
         this.server = http.createServer((req, res) => {
             this.requests++;
-            res.writeHead(this.status, { "content-type": "text/plain" });
-            res.end(`status ${this.status}\n`);
+            if (hit(this.resetRatio, this.requests)) {
+                req.socket.destroy();
+                return;
+            }
+            const status = hit(this.errorRatio, this.requests) ? 500 : this.status;
+            res.writeHead(status, { "content-type": "text/plain" });
+            res.end(`status ${status}\n`);
         });
         this.port = await listen(this.server);
         return this;
