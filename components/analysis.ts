@@ -10,8 +10,6 @@ import { selectorLabels, versionLabel } from "./plan/names";
 // scripts/analysis/README.md) that `pulumi up` waits for once the traffic objects have changed.
 
 const SCRIPT = path.join(__dirname, "..", "scripts", "analysis", "analyze.js");
-/** Pinned: the program needs only Node.js 20 built-ins. */
-export const ANALYSIS_IMAGE = "node:20.18.1-bookworm-slim";
 /** The `node` user of the image. */
 const NODE_UID = 1000;
 
@@ -27,6 +25,8 @@ export interface AnalysisArgs {
     stack: string;
     labels: Record<string, string>;
     scriptsConfigMap: pulumi.Input<string>;
+    /** Node.js 20 (`images.analysis`): the program needs only its built-ins. */
+    image: string;
     /** The traffic objects and tracks of this state: the analysis starts once they are done. */
     after: pulumi.Resource[];
 }
@@ -63,7 +63,7 @@ export class Analysis extends pulumi.ComponentResource {
                         volumes: [{ name: "scripts", configMap: { name: args.scriptsConfigMap, defaultMode: 0o444 } }],
                         containers: [{
                             name: "analysis",
-                            image: ANALYSIS_IMAGE,
+                            image: args.image,
                             command: ["node", "/scripts/analyze.js"],
                             env: [
                                 { name: "ANALYSIS_SPEC", value: JSON.stringify(plan.spec) },
@@ -80,7 +80,10 @@ export class Analysis extends pulumi.ComponentResource {
             },
             // Re-running the same check (`pulumi up --replace`, after a rollback) must delete the
             // finished Job first: a Job's name is its identity, two cannot coexist.
-        }, { parent: this, dependsOn: args.after, deleteBeforeReplace: true });
+        }, {
+            parent: this, dependsOn: args.after, deleteBeforeReplace: true,
+            customTimeouts: { create: `${plan.awaitSeconds}s`, update: `${plan.awaitSeconds}s` },
+        });
         this.registerOutputs({ job: plan.job });
     }
 }

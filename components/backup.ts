@@ -298,7 +298,7 @@ export class Backup extends pulumi.ComponentResource {
 }
 
 /** A backup of a large database may take hours; `pulumi up` waits as long for a pre-migration one. */
-const BACKUP_DEADLINE_SECONDS = 3 * 3600;
+export const BACKUP_DEADLINE_SECONDS = 3 * 3600;
 
 /** Google service account ids are 6–30 characters: environment and service, trimmed to fit. */
 export function backupAccountId(stack: string, kind: BackupKind): string {

@@ -10,7 +10,7 @@ import { EnvironmentPlan } from "./plan/environment";
 import { planAnalysis } from "./plan/analysis";
 import { LABEL_TIER, selectorLabels } from "./plan/names";
 import { planNetwork } from "./plan/network";
-import { healthUrl, releaseOf } from "./plan/release";
+import { abortOf, healthUrl, releaseKeysOf, releaseOf } from "./plan/release";
 import { NetworkPolicies } from "./network";
 import { Connection, Postgres } from "./postgres";
 import { Redis } from "./redis";
@@ -121,12 +121,14 @@ export class Environment extends pulumi.ComponentResource {
         this.outputs = {
             namespace: plan.namespace,
             tier: config.tier,
-            apps: Object.fromEntries(Object.entries(this.apps).map(([n, a]) => [n, {
-                ...a.outputs,
+            apps: Object.fromEntries(plan.apps.map(({ config: app }) => [app.name, {
+                ...this.apps[app.name].outputs,
                 // What `npm run deploy` records as the validated release and sets back on a rollback.
-                release: releaseOf(plan.apps.find((p) => p.config.name === n)!.config),
-                ...(typeof a.outputs.url === "string" ? { healthUrl: healthUrl(a.outputs.url, plan.apps.find((p) => p.config.name === n)!.config.healthPath) } : {}),
-                ...(analyses[n] ? { analysis: analyses[n] } : {}),
+                release: releaseOf(app),
+                releaseKeys: releaseKeysOf(app),
+                abort: abortOf(app),
+                ...(typeof this.apps[app.name].outputs.url === "string" ? { healthUrl: healthUrl(this.apps[app.name].outputs.url as string, app.healthPath) } : {}),
+                ...(analyses[app.name] ? { analysis: analyses[app.name] } : {}),
             }])),
             postgres: { host: postgres.connection.host, secret: postgres.connection.secretName },
             redis: { host: redis.connection.host, secret: redis.connection.secretName },
@@ -150,9 +152,9 @@ export class Environment extends pulumi.ComponentResource {
             const release = this.apps[name];
             new Analysis(`${name}-analysis`, {
                 app: name, plan: analysis!, namespace: this.namespace, stack: plan.config.stack, labels: plan.labels,
-                scriptsConfigMap: scripts.metadata.name, after: release.trafficMoved,
+                scriptsConfigMap: scripts.metadata.name, image: plan.config.images.analysis, after: release.trafficMoved,
             }, { parent: release });
-            out[name] = { job: analysis!.job, track: analysis!.track, version: analysis!.version, checks: analysis!.spec.http.length + (analysis!.spec.prometheus?.checks.length ?? 0) };
+            out[name] = { job: analysis!.job, track: analysis!.track, version: analysis!.version, checks: analysis!.spec.http.length + 1 + (analysis!.spec.prometheus?.checks.length ?? 0) };
         }
         return out;
     }

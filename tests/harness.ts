@@ -94,6 +94,13 @@ export interface Change {
  * What `pulumi preview` would do going from `before` to `after`, by comparing the inputs of
  * resources with the same identity (type and logical name), as the engine does.
  */
+/** An analysis Job (`<app>-analysis-<hash>`): every traffic state of a verified app runs its own (plan/analysis.ts). */
+export const isAnalysisJob = (c: { kind: string; name: string }) => c.kind === "Job" && /-analysis-[0-9a-f]{8}$/.test(c.name);
+/** The changes an operator action makes to the app's objects, its analysis Jobs aside. */
+export const exceptAnalysis = (changes: Change[]) => changes.filter((c) => !isAnalysisJob(c));
+/** The analysis of the new traffic state: its Job created, the previous state's deleted. */
+export const analysisChanges = (changes: Change[]) => describe_(changes.filter(isAnalysisJob)).map((c) => c.replace(/-[0-9a-f]{8}$/, "-<hash>")).sort();
+
 export function diff(before: Result, after: Result): Change[] {
     const key = (r: RegisteredResource) => `${r.type}::${r.name}`;
     const old = new Map(before.resources.filter((r) => r.custom).map((r) => [key(r), r]));

@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { Change, describe_, diff, Result, run, runInvalid } from "./harness";
+import { analysisChanges, Change, describe_, diff, exceptAnalysis, Result, run, runInvalid } from "./harness";
 
 // Minimal blast radius: each operator action, as the one `pulumi config set --path` it is, changes
 // the fewest objects possible and replaces none. Diffs compare the registered resources of two
@@ -18,7 +18,8 @@ describe("canary weights", () => {
         const before = await run("staging");
         const after = await run("staging", { "platform:apps.api.canary.weight": 50 });
         const changes = diff(before, after);
-        assert.deepEqual(describe_(changes), ["update Ingress/api-canary"]);
+        assert.deepEqual(describe_(exceptAnalysis(changes)), ["update Ingress/api-canary"]);
+        assert.deepEqual(analysisChanges(changes), ["create Job/api-analysis-<hash>", "delete Job/api-analysis-<hash>"], "the step runs its own analysis");
         assertSafe(changes);
         assert.equal(after.object("Ingress", "api-canary").metadata.annotations!["nginx.ingress.kubernetes.io/canary-weight"], "50");
         assert.deepEqual(after.outputs.apps.api.traffic, { stable: 50, canary: 50 });
@@ -29,7 +30,7 @@ describe("canary weights", () => {
         const before = await run("production", canary);
         const after = await run("production", { ...canary, "platform:apps.api.canary.weight": 50 });
         const changes = diff(before, after);
-        assert.deepEqual(describe_(changes), ["update HTTPRoute/api"]);
+        assert.deepEqual(describe_(exceptAnalysis(changes)), ["update HTTPRoute/api"]);
         assertSafe(changes);
         const refs = after.object("HTTPRoute", "api").spec.rules[0].backendRefs;
         assert.deepEqual(refs.map((b: any) => [b.name, b.weight]), [["api-stable", 50], ["api-canary", 50]]);
@@ -86,7 +87,8 @@ describe("blue/green", () => {
         const before = await run("staging");
         const after = await run("staging", { "platform:apps.web.blueGreen.activeColor": "green" });
         const changes = diff(before, after);
-        assert.deepEqual(describe_(changes), ["update Service/web", "update Service/web-preview"]);
+        assert.deepEqual(describe_(exceptAnalysis(changes)), ["update Service/web", "update Service/web-preview"]);
+        assert.deepEqual(analysisChanges(changes), ["create Job/web-analysis-<hash>", "delete Job/web-analysis-<hash>"], "the switch runs its own analysis");
         assertSafe(changes);
         assert.equal(after.object("Service", "web").spec.selector["platform.dev/track"], "green");
         assert.equal(after.object("Service", "web-preview").spec.selector["platform.dev/track"], "blue");
@@ -96,7 +98,7 @@ describe("blue/green", () => {
     it("rollback is the same one-value change back, touching only the two Services", async () => {
         const switched = await run("staging", { "platform:apps.web.blueGreen.activeColor": "green" });
         const back = await run("staging", { "platform:apps.web.blueGreen.activeColor": "blue" });
-        assert.deepEqual(describe_(diff(switched, back)), ["update Service/web", "update Service/web-preview"]);
+        assert.deepEqual(describe_(exceptAnalysis(diff(switched, back))), ["update Service/web", "update Service/web-preview"]);
         assert.equal(switched.outputs.apps.web.commands.rollback, "pulumi config set --path 'apps.web.blueGreen.activeColor' blue --stack staging");
     });
 
@@ -107,7 +109,7 @@ describe("blue/green", () => {
         assertSafe(changes);
         const kinds = changes.map((c) => `${c.op} ${c.kind}`);
         assert.ok(changes.some((c) => c.op === "update" && c.kind === "Deployment" && c.name === "web-green"));
-        assert.ok(changes.filter((c) => c.kind === "Job").every((c) => c.name.startsWith("web-smoke-green-")), kinds.join());
+        assert.ok(exceptAnalysis(changes).filter((c) => c.kind === "Job").every((c) => c.name.startsWith("web-smoke-green-")), kinds.join());
         assert.deepEqual(changes.filter((c) => !["Job", "Deployment"].includes(c.kind)), [], "no Service, route or other object changes");
         assert.deepEqual(changes.filter((c) => c.kind === "Deployment").map((c) => c.name), ["web-green"]);
     });

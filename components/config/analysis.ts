@@ -1,7 +1,11 @@
 import { Problems, isObject, integer, object, oneOf, patterns, requiredObject, string } from "./check";
+import { Tier } from "./types";
 
 // `apps.<app>.analysis`: the checks that verify a version after traffic moved to it
-// (scripts/analysis/README.md has what each field does at run time).
+// (scripts/analysis/README.md has what each field does at run time). In staging and production
+// every app is verified unless it opts out with a reason (`skipReason`, refused in production): a
+// health check retried 3 times and an active error-rate check through the Service of the track that
+// took traffic, needing no Prometheus; `prometheus` checks add to them.
 
 export interface HttpCheckConfig {
     name: string;
@@ -24,8 +28,18 @@ export interface PrometheusCheckConfig {
     onMissing: "fail" | "pass";
 }
 
+/** N requests through the Service of the track that took traffic; more than maxErrorRate failed fails it. */
+export interface ErrorRateCheckConfig {
+    path: string;
+    requests: number;
+    concurrency: number;
+    /** Fraction of requests that may fail (non-2xx, reset, timeout): 0.1 is the "over 10 % rolls back" rule. */
+    maxErrorRate: number;
+}
+
 export interface AnalysisConfig {
     http: HttpCheckConfig[];
+    errorRate: ErrorRateCheckConfig;
     prometheus?: {
         address: string;
         onUnreachable: "fail" | "pass";
@@ -65,10 +79,52 @@ function uniqueNames(p: Problems, path: string, names: string[]): void {
     }
 }
 
-export function validateAnalysis(p: Problems, path: string, value: unknown): AnalysisConfig | undefined {
-    const v = object(p, path, value, ["http", "prometheus"]);
+/** Per-request timeout of the analysis program (ANALYSIS_TIMEOUT_SECONDS). */
+export const ANALYSIS_TIMEOUT_SECONDS = 5;
+/**
+ * The longest an analysis may run: its Job deadline and `pulumi up`'s wait are derived from the
+ * checks, and a longer window would hold a bad release in front of users (and the deploy workflow's
+ * timeout) for longer than a rollback is worth.
+ */
+export const ANALYSIS_MAX_SECONDS = 1200;
+/** The name the error-rate check reports in the result line (reserved among the check names). */
+export const ERROR_RATE_CHECK = "http-errors";
+/** Health attempts of the default check: 3 failed attempts fail it. */
+export const DEFAULT_HEALTH_ATTEMPTS = 3;
+
+/**
+ * The longest the checks can take, every attempt and measurement timing out: the Job's deadline
+ * (plus a minute to start) and what `pulumi up` waits for (plus the pod's scheduling).
+ */
+export function analysisSeconds(a: AnalysisConfig): number {
+    return a.http.reduce((s, c) => s + c.attempts * (c.intervalSeconds + ANALYSIS_TIMEOUT_SECONDS), 0) +
+        Math.ceil(a.errorRate.requests / a.errorRate.concurrency) * ANALYSIS_TIMEOUT_SECONDS +
+        (a.prometheus?.checks ?? []).reduce((s, c) => s + c.count * (c.intervalSeconds + ANALYSIS_TIMEOUT_SECONDS), 0);
+}
+
+/**
+ * Which apps are verified: in staging and production every app, unless `analysis.skipReason` says
+ * why not (refused in production); in the local tier only apps that declare `analysis`.
+ */
+export function validateAnalysis(p: Problems, path: string, value: unknown, tier: Tier, healthPath: string): AnalysisConfig | undefined {
+    const problemsBefore = p.list.length;
+    const verifiedByDefault = tier !== "local";
+    if (value === undefined && !verifiedByDefault) return undefined;
+    const v = value === undefined ? {} : object(p, path, value, ["http", "errorRate", "prometheus", "skipReason"]);
     if (!v) return undefined;
+    if (v.skipReason !== undefined) {
+        const reason = string(p, `${path}.skipReason`, v.skipReason, { pattern: /\S.{9,}/, means: "why this app is not verified after a deploy (at least 10 characters)" });
+        if (tier === "production") {
+            p.add(`${path}.skipReason`, "is not allowed in production: every production deploy is verified by its analysis (remove the key)", v.skipReason);
+        } else if (Object.keys(v).length > 1) {
+            p.add(`${path}.skipReason`, "turns the analysis off, so the app's checks would never run: remove either the checks or skipReason", v.skipReason);
+        }
+        if (reason !== undefined) return undefined;
+    }
     const http: HttpCheckConfig[] = [];
+    if (v.http === undefined) {
+        http.push({ name: "health", path: healthPath, expectStatus: 200, attempts: DEFAULT_HEALTH_ATTEMPTS, intervalSeconds: 5 });
+    }
     list(p, `${path}.http`, v.http).forEach((item, i) => {
         const at = `${path}.http[${i}]`;
         const c = requiredObject(p, at, item, ["name", "path", "expectStatus", "attempts", "intervalSeconds"]);
@@ -78,7 +134,7 @@ export function validateAnalysis(p: Problems, path: string, value: unknown): Ana
             name: string(p, `${at}.name`, c.name, CHECK_NAME) ?? `http-${i}`,
             path: checkPath,
             expectStatus: integer(p, `${at}.expectStatus`, c.expectStatus, 100, 599, 200) ?? 200,
-            attempts: integer(p, `${at}.attempts`, c.attempts, 1, 100, 5) ?? 5,
+            attempts: integer(p, `${at}.attempts`, c.attempts, 1, 100, DEFAULT_HEALTH_ATTEMPTS) ?? DEFAULT_HEALTH_ATTEMPTS,
             intervalSeconds: integer(p, `${at}.intervalSeconds`, c.intervalSeconds, 0, 600, 5) ?? 5,
         });
     });
@@ -116,9 +172,26 @@ export function validateAnalysis(p: Problems, path: string, value: unknown): Ana
             checks,
         };
     }
-    if (http.length === 0 && !prometheus && isObject(value)) {
-        p.add(path, "must declare at least one check (http or prometheus)", value);
+    const rate = object(p, `${path}.errorRate`, v.errorRate, ["path", "requests", "concurrency", "maxErrorRate"]) ?? {};
+    const maxErrorRate = number(p, `${path}.errorRate.maxErrorRate`, rate.maxErrorRate ?? 0.1);
+    if (maxErrorRate !== undefined && !(maxErrorRate >= 0 && maxErrorRate < 1)) {
+        p.add(`${path}.errorRate.maxErrorRate`, "must be a fraction from 0 to below 1 (0.1: more than 10 % failed requests fail the analysis)", rate.maxErrorRate);
     }
-    uniqueNames(p, path, [...http.map((c) => c.name), ...(prometheus?.checks ?? []).map((c) => c.name)]);
-    return { http, prometheus };
+    const errorRate: ErrorRateCheckConfig = {
+        path: string(p, `${path}.errorRate.path`, rate.path, { pattern: patterns.httpPath, means: "an HTTP path starting with /" }) ?? healthPath,
+        requests: integer(p, `${path}.errorRate.requests`, rate.requests, 10, 10000, 100) ?? 100,
+        concurrency: integer(p, `${path}.errorRate.concurrency`, rate.concurrency, 1, 50, 4) ?? 4,
+        maxErrorRate: maxErrorRate ?? 0.1,
+    };
+    if (isObject(value) && Array.isArray(v.http) && v.http.length === 0 && !prometheus) {
+        // An explicit empty list would drop the health check: say so rather than verify less.
+        p.add(`${path}.http`, "must not be empty: remove the key for the default health check", v.http);
+    }
+    uniqueNames(p, path, [...http.map((c) => c.name), ERROR_RATE_CHECK, ...(prometheus?.checks ?? []).map((c) => c.name)]);
+    const analysis = { http, errorRate, prometheus };
+    const seconds = analysisSeconds(analysis);
+    if (p.list.length === problemsBefore && seconds > ANALYSIS_MAX_SECONDS) {
+        p.add(path, `can take up to ${seconds} s (every attempt, request and measurement timing out at ${ANALYSIS_TIMEOUT_SECONDS} s), more than the ${ANALYSIS_MAX_SECONDS} s an analysis may hold a release: use fewer attempts, requests or measurements, or shorter intervals`, value);
+    }
+    return analysis;
 }

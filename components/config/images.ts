@@ -12,9 +12,11 @@ export interface PlatformImages {
     cloudCli: string;
     /** curl, for the default smoke test. */
     smokeTest: string;
+    /** Node.js 20, for the analysis Jobs (scripts/analysis/analyze.js needs only its built-ins). */
+    analysis: string;
 }
 
-export const IMAGE_KEYS = ["postgres", "redis", "cloudCli", "smokeTest"] as const;
+export const IMAGE_KEYS = ["postgres", "redis", "cloudCli", "smokeTest", "analysis"] as const;
 
 /**
  * The smoke test's curl 8.11.1 (a release tag, never rebuilt), by the digest published for it in
@@ -22,6 +24,12 @@ export const IMAGE_KEYS = ["postgres", "redis", "cloudCli", "smokeTest"] as cons
  * configured versions, so they cannot carry one fixed digest: production must pin them.
  */
 export const DEFAULT_SMOKE_TEST_IMAGE = "curlimages/curl:8.11.1@sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69";
+/**
+ * Node.js 20.18.1 on bookworm-slim (a release tag, never rebuilt), by the digest that several
+ * independent public Dockerfiles pin for it: every stack verifies its deploys with it, production
+ * included, so it is pinned by default like curl.
+ */
+export const DEFAULT_ANALYSIS_IMAGE = "node:20.18.1-bookworm-slim@sha256:b2c8e0eb8a6aeeae33b2711f8f516003e27ee45804e270468d937b3214f2f0cc";
 export const DEFAULT_CLOUD_CLI_IMAGE = "gcr.io/google.com/cloudsdktool/google-cloud-cli:502.0.0-slim";
 
 const PINNED = /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*:([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})@sha256:[a-f0-9]{64}$/;
@@ -37,6 +45,7 @@ export function validateImages(p: Problems, value: unknown, tier: Tier, postgres
         redis: image("redis") ?? `redis:${redis.version}-bookworm`,
         cloudCli: image("cloudCli") ?? DEFAULT_CLOUD_CLI_IMAGE,
         smokeTest: image("smokeTest") ?? DEFAULT_SMOKE_TEST_IMAGE,
+        analysis: image("analysis") ?? DEFAULT_ANALYSIS_IMAGE,
     };
     // The backup tools must match the server: the tag names the configured major version.
     for (const [k, version] of [["postgres", postgres.version], ["redis", redis.version]] as const) {

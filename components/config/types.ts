@@ -155,5 +155,5 @@ export interface StackConfig {
     redis: RedisConfig;
     apps: AppConfig[];
     /** The platform's own images (config/images.ts). */
-    images: { postgres: string; redis: string; cloudCli: string; smokeTest: string };
+    images: { postgres: string; redis: string; cloudCli: string; smokeTest: string; analysis: string };
 }

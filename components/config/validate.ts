@@ -87,7 +87,7 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const gcp = validateGcp(p, get("gcp"), raw);
     const postgres = validatePostgres(p, get("postgres"), tier, gcp);
     const redis = validateRedis(p, get("redis"), tier, gcp);
-    const apps = validateApps(p, get("apps"));
+    const apps = validateApps(p, get("apps"), tier);
     validateBuilds(p, apps, gcp, namespace);
     validateRouteClaims(p, apps);
     validateCalls(p, apps);
@@ -220,7 +220,7 @@ function validateRedis(p: Problems, value: unknown, tier: Tier, gcp: GcpConfig):
     };
 }
 
-function validateApps(p: Problems, value: unknown): AppConfig[] {
+function validateApps(p: Problems, value: unknown, tier: Tier): AppConfig[] {
     if (value === undefined) {
         p.add("apps", "is required (a map of app name to app settings)");
         return [];
@@ -236,13 +236,13 @@ function validateApps(p: Problems, value: unknown): AppConfig[] {
             p.add(`apps.${name}`, "has an invalid app name: use lower-case letters, digits and '-', starting with a letter, at most 40 characters", name);
             continue;
         }
-        const app = validateApp(p, `apps.${name}`, name, settings);
+        const app = validateApp(p, `apps.${name}`, name, settings, tier);
         if (app) apps.push(app);
     }
     return apps.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function validateApp(p: Problems, path: string, name: string, value: unknown): AppConfig | undefined {
+function validateApp(p: Problems, path: string, name: string, value: unknown, tier: Tier): AppConfig | undefined {
     const v = requiredObject(p, path, value, APP_KEYS);
     if (!v) return undefined;
     const before = p.list.length;
@@ -317,7 +317,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     if (smoke) app.smokeTest = { command: stringList(p, `${path}.smokeTest.command`, smoke.command, { required: true, minItems: 1 }) ?? [] };
     app.autoscaling = validateAutoscaling(p, `${path}.autoscaling`, v.autoscaling);
     app.build = validateBuild(p, `${path}.build`, v.build);
-    app.analysis = validateAnalysis(p, `${path}.analysis`, v.analysis);
+    app.analysis = validateAnalysis(p, `${path}.analysis`, v.analysis, tier, app.healthPath);
 
     if (app.autoscaling && app.routing?.kind === "replicas") {
         p.add(`${path}.autoscaling`, "cannot be combined with routing.kind \"replicas\", where the replica ratio is the traffic split", v.autoscaling);

@@ -1,3 +1,4 @@
+import { ANALYSIS_TIMEOUT_SECONDS, analysisSeconds, ERROR_RATE_CHECK } from "../config/analysis";
 import { AppPlan, TrackPlan } from "./apps";
 import { shortHash } from "./names";
 
@@ -10,6 +11,7 @@ export interface AnalysisSpec {
     app: string;
     target: string;
     http: { name: string; url: string; expectStatus: number; attempts: number; intervalSeconds: number }[];
+    errorRate: { name: string; url: string; requests: number; concurrency: number; maxErrorRate: number };
     prometheus?: {
         address: string;
         onUnreachable: "fail" | "pass";
@@ -28,10 +30,15 @@ export interface AnalysisPlan {
     spec: AnalysisSpec;
     /** The Job's activeDeadlineSeconds: every attempt and measurement with its timeout, plus a minute. */
     deadlineSeconds: number;
+    /**
+     * How long `pulumi up` waits for the Job (its customTimeouts): the deadline plus two minutes
+     * for scheduling and the image pull. Pulumi's own default (10 minutes) would fail every update
+     * whose analysis window is longer, and roll a healthy release back.
+     */
+    awaitSeconds: number;
 }
 
-/** Per-request timeout of the analysis program (ANALYSIS_TIMEOUT_SECONDS). */
-export const ANALYSIS_TIMEOUT_SECONDS = 5;
+export { ANALYSIS_TIMEOUT_SECONDS };
 
 /**
  * The track a traffic state puts at risk: the canary while it has weight, the active colour, the
@@ -61,13 +68,18 @@ export function planAnalysis(plan: AppPlan, namespace: string, servicePort: numb
         .replace(/\{\{track\}\}/g, t.track)
         .replace(/\{\{version\}\}/g, t.version)
         .replace(/\{\{service\}\}/g, t.service);
+    const url = (p: string) => `http://${host}${servicePort === 80 ? "" : `:${servicePort}`}${p}`;
     const spec: AnalysisSpec = {
         app: app.name,
         target: `${t.track} ${t.version}`,
         http: a.http.map((c) => ({
-            name: c.name, url: `http://${host}${servicePort === 80 ? "" : `:${servicePort}`}${c.path}`,
+            name: c.name, url: url(c.path),
             expectStatus: c.expectStatus, attempts: c.attempts, intervalSeconds: c.intervalSeconds,
         })),
+        errorRate: {
+            name: ERROR_RATE_CHECK, url: url(a.errorRate.path),
+            requests: a.errorRate.requests, concurrency: a.errorRate.concurrency, maxErrorRate: a.errorRate.maxErrorRate,
+        },
         ...(a.prometheus ? {
             prometheus: {
                 address: a.prometheus.address,
@@ -77,13 +89,13 @@ export function planAnalysis(plan: AppPlan, namespace: string, servicePort: numb
         } : {}),
     };
     const state = JSON.stringify({ versions: plan.tracks.map((x) => [x.track, x.version]), traffic: plan.traffic, spec });
-    const seconds = a.http.reduce((s, c) => s + c.attempts * (c.intervalSeconds + ANALYSIS_TIMEOUT_SECONDS), 0) +
-        (a.prometheus?.checks ?? []).reduce((s, c) => s + c.count * (c.intervalSeconds + ANALYSIS_TIMEOUT_SECONDS), 0);
+    const seconds = analysisSeconds(a);
     return {
         job: `${app.name}-analysis-${shortHash(state)}`,
         track: t.track,
         version: t.version,
         spec,
         deadlineSeconds: seconds + 60,
+        awaitSeconds: seconds + 60 + 120,
     };
 }

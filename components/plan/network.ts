@@ -83,7 +83,8 @@ export function planNetwork(env: EnvironmentPlan): NetworkPolicyPlan[] {
             ...routerPeers(app.name),
             ...callers.map((c) => ({ pods: selectorLabels(c.name, stack) })),
             ...(smokeTested(app.name) ? [{ pods: selectorLabels(`${app.name}-smoke-test`, stack) }] : []),
-            ...(app.analysis?.http.length ? [{ pods: selectorLabels(`${app.name}-analysis`, stack) }] : []),
+            // Every analysis calls the app (its health and error-rate checks).
+            ...(app.analysis ? [{ pods: selectorLabels(`${app.name}-analysis`, stack) }] : []),
         ];
         const callees = config.apps.filter((a) => app.network.calls.includes(a.name));
         plans.push({
@@ -112,7 +113,7 @@ export function planNetwork(env: EnvironmentPlan): NetworkPolicyPlan[] {
             plans.push({
                 name: `${app.name}-analysis`, pods: selectorLabels(`${app.name}-analysis`, stack), types: ["Ingress", "Egress"], ingress: [],
                 egress: [
-                    ...(a.http.length ? [{ peers: [{ pods }], ports: tcp(app.port) }] : []),
+                    { peers: [{ pods }], ports: tcp(app.port) },
                     ...(a.prometheus ? [prometheusPeer(a.prometheus.address, env.namespace)] : []),
                 ],
             });

@@ -22,6 +22,27 @@ export function releaseOf(app: AppConfig): Release {
     }
 }
 
+/** Every key a release of this strategy can set: what `npm run deploy` compares to a failed release. */
+export function releaseKeysOf(app: AppConfig): string[] {
+    switch (app.strategy) {
+        case "blueGreen":
+            return ["blueGreen.activeColor", "blueGreen.blue", "blueGreen.green"];
+        case "canary":
+            return ["canary.stable", "canary.canary", "canary.weight"];
+        default:
+            return ["tag"];
+    }
+}
+
+/**
+ * What a rollback sets instead of the validated value: a failed canary step aborts to weight 0
+ * (stable takes every request), because the canary's errors do not depend on its weight; a failed
+ * switch or release goes back to the validated values as they are.
+ */
+export function abortOf(app: AppConfig): Release {
+    return app.strategy === "canary" ? { "canary.weight": 0 } : {};
+}
+
 /**
  * The Job that backs Postgres up before one version of an app is deployed (beforeDeploy): named
  * after the release (app and version), so a new version gets a fresh verified backup before its

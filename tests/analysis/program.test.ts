@@ -12,7 +12,7 @@ const ANALYSIS = {
     prometheus: { address: PROM, checks: [{ name: "error-rate", query: ERRORS, threshold: 0.1, count: 4, failureLimit: 1, intervalSeconds: 15 }] },
 };
 const withAnalysis = (app: string, extra: Record<string, unknown> = {}) => ({ [`platform:apps.${app}.analysis`]: ANALYSIS, ...extra });
-const analysisJobs = (r: Awaited<ReturnType<typeof run>>) => r.ofKind("Job").filter((j) => /-analysis-/.test(j.metadata.name));
+const analysisJobs = (r: Awaited<ReturnType<typeof run>>, app = "api") => r.ofKind("Job").filter((j) => new RegExp(`^${app}-analysis-[0-9a-f]{8}$`).test(j.metadata.name));
 const specOf = (job: any) => JSON.parse(job.spec.template.spec.containers[0].env.find((e: any) => e.name === "ANALYSIS_SPEC").value);
 
 describe("analysis config (apps.<app>.analysis)", () => {
@@ -49,12 +49,59 @@ describe("analysis config (apps.<app>.analysis)", () => {
         assert.equal(registered, 0);
     });
 
-    it("an empty analysis is refused; numbers may be decimal strings as `pulumi config set --path` stores them", async () => {
-        const { message } = await runInvalid("staging", { "platform:apps.api.analysis": {} });
-        assert.match(message, /platform:apps\.api\.analysis must declare at least one check \(http or prometheus\)/);
-        const r = await run("staging", withAnalysis("api", { "platform:apps.api.analysis.prometheus.checks": [{ name: "p90", query: "x", threshold: "0.25", count: "3" }] }));
-        const check = specOf(analysisJobs(r)[0]).prometheus.checks[0];
+    it("numbers may be decimal strings as `pulumi config set --path` stores them", async () => {
+        const r = await run("staging", withAnalysis("api", {
+            "platform:apps.api.analysis.prometheus.checks": [{ name: "p90", query: "x", threshold: "0.25", count: "3" }],
+            "platform:apps.api.analysis.errorRate": { maxErrorRate: "0.05", requests: "200" },
+        }));
+        const spec = specOf(analysisJobs(r)[0]);
+        const check = spec.prometheus.checks[0];
         assert.deepEqual([check.threshold, check.count, check.direction, check.onMissing, check.failureLimit], [0.25, 3, "below", "fail", 0]);
+        assert.deepEqual([spec.errorRate.maxErrorRate, spec.errorRate.requests], [0.05, 200]);
+    });
+
+    it("staging and production verify every app by default: 3 health attempts and at most 10 % failed requests, no Prometheus needed", async () => {
+        for (const stack of ["staging", "production"]) {
+            const r = await run(stack);
+            for (const app of ["api", "web", "worker"]) {
+                const [job] = analysisJobs(r, app);
+                assert.ok(job, `${stack}: ${app} has an analysis Job`);
+                const spec = specOf(job);
+                // through the Service of the track that took traffic (canary, active colour, the rolling track)
+                const url = spec.http[0].url;
+                assert.match(url, new RegExp(`^http://${app}(-canary|-stable|-blue|-green)?\\.[a-z-]+\\.svc\\.cluster\\.local/healthz$`));
+                assert.deepEqual(spec.http, [{ name: "health", url, expectStatus: 200, attempts: 3, intervalSeconds: 5 }]);
+                assert.deepEqual(spec.errorRate, { name: "http-errors", url, requests: 100, concurrency: 4, maxErrorRate: 0.1 });
+                assert.equal(spec.prometheus, undefined);
+                // Pulumi waits for the whole window, not its own 10 minutes.
+                const timeouts = r.resource("Job", job.metadata.name).customTimeouts;
+                assert.equal(timeouts.create, `${job.spec.activeDeadlineSeconds + 120}s`);
+                assert.equal(timeouts.update, timeouts.create);
+            }
+        }
+        // The local stack renders only: it verifies what declares analysis.
+        assert.deepEqual(analysisJobs(await run("local")), []);
+    });
+
+    it("an app opts out only with a reason, which production refuses", async () => {
+        const skip = { "platform:apps.worker.analysis": { skipReason: "a queue consumer: no HTTP traffic to verify" } };
+        const r = await run("staging", skip);
+        assert.deepEqual(analysisJobs(r, "worker"), []);
+        assert.equal(analysisJobs(r, "api").length, 1);
+        const prod = await runInvalid("production", skip);
+        assert.match(prod.message, /platform:apps\.worker\.analysis\.skipReason is not allowed in production: every production deploy is verified by its analysis \(remove the key\) \(got "a queue consumer: no HTTP traffic to verify"\)/);
+        assert.equal(prod.registered, 0);
+        const short = await runInvalid("staging", { "platform:apps.worker.analysis": { skipReason: "no" } });
+        assert.match(short.message, /platform:apps\.worker\.analysis\.skipReason must be why this app is not verified after a deploy \(at least 10 characters\) \(got "no"\)/);
+        const both = await runInvalid("staging", { "platform:apps.worker.analysis": { skipReason: "a queue consumer: no HTTP", http: [{ path: "/" }] } });
+        assert.match(both.message, /skipReason turns the analysis off, so the app's checks would never run/);
+    });
+
+    it("a window that cannot fit is a config error naming how long it could take", async () => {
+        const { message } = await runInvalid("staging", { "platform:apps.api.analysis": { http: [{ path: "/healthz", attempts: 100, intervalSeconds: 600 }] } });
+        assert.match(message, /platform:apps\.api\.analysis can take up to 60625 s \(every attempt, request and measurement timing out at 5 s\), more than the 1200 s an analysis may hold a release/);
+        const rate = await runInvalid("staging", { "platform:apps.api.analysis": { errorRate: { maxErrorRate: 1.5 } } });
+        assert.match(rate.message, /platform:apps\.api\.analysis\.errorRate\.maxErrorRate must be a fraction from 0 to below 1/);
     });
 });
 
@@ -74,15 +121,17 @@ describe("analysis after each traffic move", () => {
         assert.equal(job.spec.backoffLimit, 0);
         // re-running it (`pulumi up --replace` after a rollback) deletes the finished Job first
         assert.equal(r.resource("Job", job.metadata.name).deleteBeforeReplace, true);
-        assert.equal(job.spec.activeDeadlineSeconds, 3 * (2 + 5) + 4 * (15 + 5) + 60);
+        // every attempt, request (100, 4 at a time) and measurement timing out at 5 s, plus a minute
+        assert.equal(job.spec.activeDeadlineSeconds, 3 * (2 + 5) + 25 * 5 + 4 * (15 + 5) + 60);
         const pod = job.spec.template.spec;
-        assert.equal(pod.containers[0].image, "node:20.18.1-bookworm-slim");
+        assert.match(pod.containers[0].image, /^node:20\.18\.1-bookworm-slim@sha256:[0-9a-f]{64}$/);
         assert.deepEqual(pod.containers[0].command, ["node", "/scripts/analyze.js"]);
         assert.deepEqual([pod.securityContext.runAsNonRoot, pod.containers[0].securityContext.readOnlyRootFilesystem, pod.automountServiceAccountToken], [true, true, false]);
         assert.equal(schemaErrors(job), "");
         assert.equal(schemaErrors(r.object("ConfigMap", "analysis-scripts")), "");
         assert.equal(r.object("ConfigMap", "analysis-scripts").data["analyze.js"].includes("analysis failed: app"), true);
-        assert.deepEqual(r.outputs.apps.api.analysis, { job: job.metadata.name, track: "canary", version: "2.8.0", checks: 2 });
+        assert.equal(spec.errorRate.url, "http://api-canary.platform-staging.svc.cluster.local/healthz");
+        assert.deepEqual(r.outputs.apps.api.analysis, { job: job.metadata.name, track: "canary", version: "2.8.0", checks: 3 });
     });
 
     it("each weight step runs its own analysis; an unchanged stack runs none", async () => {
@@ -107,25 +156,26 @@ describe("analysis after each traffic move", () => {
     it("a blue/green switch verifies the newly active colour after the active Service moved", async () => {
         const blue = await run("staging", withAnalysis("web"));
         const green = await run("staging", withAnalysis("web", { "platform:apps.web.blueGreen.activeColor": "green" }));
-        const [b] = analysisJobs(blue), [g] = analysisJobs(green);
+        const [b] = analysisJobs(blue, "web"), [g] = analysisJobs(green, "web");
         assert.equal(specOf(b).target, "blue 1.4.2");
         assert.equal(specOf(g).target, "green 1.5.0");
         assert.equal(specOf(g).http[0].url, "http://web-green.platform-staging.svc.cluster.local/healthz");
         assert.ok(green.dependsOn("Job", g.metadata.name).includes("Service/web"));
         // a rollback to blue is the same traffic state as before: the same Job name, so it runs again
         const back = await run("staging", withAnalysis("web", { "platform:apps.web.blueGreen.activeColor": "blue" }));
-        assert.equal(analysisJobs(back)[0].metadata.name, b.metadata.name);
+        assert.equal(analysisJobs(back, "web")[0].metadata.name, b.metadata.name);
     });
 
     it("a rolling release verifies the new tag after its Deployment rolled out", async () => {
         const r = await run("staging", withAnalysis("worker", { "platform:apps.worker.tag": "2.8.0" }));
-        const [job] = analysisJobs(r);
+        const [job] = analysisJobs(r, "worker");
         assert.equal(specOf(job).target, "main 2.8.0");
         assert.ok(r.dependsOn("Job", job.metadata.name).includes("Deployment/worker"));
     });
 
     it("apps without analysis get no Job and no ConfigMap; every app outputs its release", async () => {
-        const r = await run("staging");
+        const skip = { skipReason: "tested elsewhere: this test is about the outputs" };
+        const r = await run("staging", { "platform:apps.api.analysis": skip, "platform:apps.web.analysis": skip, "platform:apps.worker.analysis": skip });
         assert.deepEqual(analysisJobs(r), []);
         assert.equal(r.has("ConfigMap", "analysis-scripts"), false);
         assert.deepEqual(r.outputs.apps.api.release, { "canary.stable": "2.7.0", "canary.canary": "2.8.0", "canary.weight": 10 });
