@@ -1,3 +1,5 @@
+import { ANALYSIS_MAX_SECONDS } from "../components/config/analysis";
+import { BACKUP_DEADLINE_SECONDS } from "../components/backup";
 import * as assert from "assert";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
@@ -16,7 +18,7 @@ interface Step { uses?: string; run?: string; with?: Record<string, unknown>; en
 interface Job {
     uses?: string; needs?: string | string[]; "runs-on"?: string; steps?: Step[]; permissions?: Record<string, string> | string;
     environment?: string | { name: string }; concurrency?: { group: string; "cancel-in-progress"?: boolean } | string; if?: string;
-    strategy?: { matrix?: Record<string, unknown[]> };
+    strategy?: { matrix?: Record<string, unknown[]> }; "timeout-minutes"?: number;
 }
 interface Workflow { name?: string; on: Record<string, any>; permissions?: Record<string, string> | string; concurrency?: unknown; jobs: Record<string, Job> }
 
@@ -221,6 +223,16 @@ describe("CI workflows", () => {
         assert.notEqual(group(staging), group(production));
         assert.match(group(staging), /staging/);
         assert.match(group(production), /production/);
+    });
+
+    it("a deploy job's timeout covers the pre-deploy backup's deadline, the update's analysis and a rollback with its analysis", () => {
+        // CI's own timeout must not be what stops a deploy: it would leave no notice and no rollback.
+        const minutes = (file: string) => Object.values(load(file).jobs).find(isDeploy)!["timeout-minutes"] as number;
+        const analysis = (2 * ANALYSIS_MAX_SECONDS) / 60;
+        const rollouts = 2 * 10; // two updates (the deploy and its rollback), each with rollouts of up to 10 minutes
+        assert.ok(minutes("deploy-production.yml") >= BACKUP_DEADLINE_SECONDS / 60 + analysis + rollouts, `production: ${minutes("deploy-production.yml")} min`);
+        assert.ok(minutes("deploy-production.yml") <= 360, "GitHub stops any job after 6 hours");
+        assert.ok(minutes("deploy-staging.yml") >= analysis + rollouts, `staging: ${minutes("deploy-staging.yml")} min`);
     });
 
     it("every hour, the health check reads every stack's outputs and checks each app URL with retries, announcing failures", () => {

@@ -33,7 +33,7 @@ export interface HealthResult { stack: string; app: string; url?: string; passed
 async function outputsOf(o: HealthOptions, stack: string): Promise<StackApps> {
     const file = o.outputsFiles[stack];
     if (file) return (JSON.parse(fs.readFileSync(file, "utf8")).apps ?? {}) as StackApps;
-    return pulumiCli({ stack, cwd: path.resolve(__dirname, ".."), upArgs: [], env: o.env, out: o.out }).outputs();
+    return pulumiCli({ stack, cwd: path.resolve(__dirname, ".."), env: o.env }).outputs();
 }
 
 export async function healthcheck(o: HealthOptions): Promise<{ code: 0 | 1; results: HealthResult[] }> {

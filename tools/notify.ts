@@ -5,7 +5,7 @@
 
 export const WEBHOOK_ENV = "PLATFORM_WEBHOOK_URL";
 
-export type NoticeEvent = "start" | "success" | "failure" | "rollback" | "rollback-failed" | "health-failed";
+export type NoticeEvent = "start" | "success" | "failure" | "rollback" | "rollback-failed" | "health-failed" | "locked" | "not-recorded" | "interrupted";
 
 export interface AppChange {
     app: string;
@@ -33,6 +33,9 @@ const TITLES: Record<NoticeEvent, string> = {
     rollback: "automatic ROLLBACK done",
     "rollback-failed": "automatic rollback FAILED: act now",
     "health-failed": "health check FAILED",
+    locked: "deploy NOT STARTED: another update is running",
+    "not-recorded": "deployed but NOT RECORDED as validated: act now",
+    interrupted: "deploy INTERRUPTED: look now",
 };
 
 const tag = (image: string) => image.replace(/^.*[:@]/, "");

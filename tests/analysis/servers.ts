@@ -194,6 +194,9 @@ export class Receiver {
     readonly received: any[] = [];
     /** The status the receiver answers with (test a failing delivery). */
     status = 204;
+    /** How long it takes to answer the messages `delayMatching` matches (test a hanging webhook). */
+    delayMs = 0;
+    delayMatching = /./;
     private server?: http.Server;
 
     constructor(readonly secretPath = "/services/T000/B000/s3cr3t-webhook-token") {}
@@ -207,13 +210,17 @@ export class Receiver {
             let body = "";
             req.on("data", (d) => (body += d));
             req.on("end", () => {
-                if (req.method === "POST" && req.url === this.secretPath && /json/.test(req.headers["content-type"] ?? "")) {
-                    this.received.push(JSON.parse(body));
-                    res.writeHead(this.status);
-                } else {
-                    res.writeHead(404);
-                }
-                res.end();
+                const answer = () => {
+                    if (req.method === "POST" && req.url === this.secretPath && /json/.test(req.headers["content-type"] ?? "")) {
+                        this.received.push(JSON.parse(body));
+                        res.writeHead(this.status);
+                    } else {
+                        res.writeHead(404);
+                    }
+                    res.end();
+                };
+                if (this.delayMs && this.delayMatching.test(body)) setTimeout(answer, this.delayMs).unref();
+                else answer();
             });
         });
         this.port = await listen(this.server);

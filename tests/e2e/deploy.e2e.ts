@@ -83,10 +83,10 @@ describe("npm run deploy with the real engine (local stack)", function () {
         if (work && !process.env.PLATFORM_E2E_KEEP) fs.rmSync(work, { recursive: true, force: true });
     });
 
-    it("deploys, records the validated release in stack tags, and rolls a failed canary step back to where traffic was", async function () {
+    it("deploys, records the validated release in stack tags, aborts a failed canary step to weight 0, and holds it on the next deploy", async function () {
         const first = await deploy("deploy (validated)");
         assert.equal(first.code, 0, first.out);
-        assert.match(first.out, /deploy local: succeeded in [\d.]+ s \(with its analysis, where configured\); recorded as the last validated release/);
+        assert.match(first.out, /deploy local: succeeded in [\d.]+ s, every traffic move verified by its analysis; recorded as the last validated release/);
         const tags = JSON.parse(pulumi(["stack", "tag", "ls", "--json"]));
         const recorded = fromTags(tags);
         assert.ok(recorded, JSON.stringify(tags));
@@ -111,23 +111,32 @@ describe("npm run deploy with the real engine (local stack)", function () {
         const summary = failed.out.slice(failed.out.indexOf("==== deploy summary"));
         process.stdout.write(`${summary.split("\n").map((l) => `      ${l}`).join("\n")}\n`);
         assert.match(summary, /deploy local: FAILED after [\d.]+ s: /);
-        assert.match(summary, /restored apps\.api\.canary\.weight: "?50"? -> "?25"?/);
-        const seconds = Number(/rolled back in ([\d.]+) s \(failure to restored traffic\); re-ran (api-analysis-[0-9a-f]{8}): passed/.exec(summary)?.[1]);
+        assert.match(summary, /restored apps\.api\.canary\.weight: "?50"? -> "?0"?/);
+        const seconds = Number(/rolled back in ([\d.]+) s \(failure to restored traffic\); the restored state's analysis passed/.exec(summary)?.[1]);
         assert.ok(seconds > 0, summary);
         timings["failure to restored traffic"] = seconds;
-        assert.match(summary, new RegExp(`re-ran ${validatedJob}: passed`));
+        assert.match(summary, /rolling back api to the release validated at \S+ \(a canary aborts to weight 0\)/);
 
-        // Traffic is exactly where it was: every manifest as after the validated deploy.
+        // The canary aborted to weight 0: stable takes every request, the canary's pods are gone.
         const now = manifests(out);
-        assert.equal(now.get("Deployment/api-canary")!.doc.spec.replicas, 1);
-        assert.equal(now.get("Deployment/api-stable")!.doc.spec.replicas, 3);
-        assert.deepEqual([...now.keys()].sort(), [...validated.keys()].sort());
-        for (const [k, v] of validated) assert.deepStrictEqual(now.get(k)!.doc, v.doc, `${k} differs from the validated release`);
-        assert.equal(String(stackConfig()["platform:apps"].api.canary.weight), "25");
-        assert.deepEqual(JSON.parse(pulumi(["stack", "output", "apps", "--json"])).api.traffic, { stable: 75, canary: 25, approximate: true, requestedWeight: 25 });
+        assert.equal(now.has("Deployment/api-canary"), false);
+        assert.equal(now.get("Deployment/api-stable")!.doc.spec.replicas, 4);
+        for (const [k, v] of validated) {
+            if (!/api/.test(k)) assert.deepStrictEqual(now.get(k)?.doc, v.doc, `${k} (another app) changed`);
+        }
+        assert.equal(String(stackConfig()["platform:apps"].api.canary.weight), "0");
+        assert.equal(JSON.parse(pulumi(["stack", "output", "apps", "--json"])).api.traffic.stable, 100);
+
+        // The repository still says 50 %: the next deploy of that config holds the failed step.
+        pulumi(["config", "set", "--path", "apps.api.canary.weight", "50"]);
+        const again = await deploy("deploy (the failed step again: held)");
+        assert.equal(again.code, 4, again.out);
+        assert.match(again.out, /api: HELD at its validated release: the config names the release that failed at /);
+        assert.equal(manifests(out).has("Deployment/api-canary"), false, "no traffic goes to the failed step again");
+        assert.equal(String(stackConfig()["platform:apps"].api.canary.weight), "0");
 
         const events = receiver.received.map((m) => (m.text as string).split(":")[0]);
-        assert.deepEqual(events, ["[local] deploy started", "[local] deploy succeeded", "[local] deploy started", "[local] deploy FAILED", "[local] automatic ROLLBACK done"]);
+        assert.deepEqual(events, ["[local] deploy started", "[local] deploy succeeded", "[local] deploy started", "[local] deploy FAILED", "[local] automatic ROLLBACK done", "[local] deploy started", "[local] deploy succeeded"]);
         assert.ok(!failed.out.includes(receiver.secretPath), "the webhook URL must never be printed");
     });
 });
