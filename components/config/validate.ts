@@ -5,13 +5,11 @@ import {
     AppConfig, AutoscalingConfig, BackupConfig, BlueGreenConfig, BuildConfig, CanaryConfig, DataService, GcpConfig,
     PostgresConfig, RedisConfig, RoutingConfig, StackConfig, Tier,
 } from "./types";
-import { buildTargetOf, builtImageRepository } from "../plan/images";
 import { validateAnalysis } from "./analysis";
 import { cronProblem } from "./cron";
 import { storageSize, validateResources } from "./quantities";
-import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
-import { validateGeneratedNames } from "./names";
-import { validateAppNetwork, validateCalls, validateRouterSources } from "./network";
+import { hostProblem, pathProblem } from "./routing";
+import { validateAppNetwork, validateRouterSources } from "./network";
 import { PLACEMENT_KEYS, validateNodePort, validateNodePorts, validatePlacement } from "./placement";
 import { validateProductionData } from "./production";
 import { validateMutableTags } from "./versions";
@@ -59,8 +57,10 @@ export function parseRawConfig(all: Record<string, string>): Record<string, unkn
 }
 
 /**
- * Validates a whole stack config and fills in defaults. `raw` maps full config keys
+ * Validates each key of a stack config and fills in defaults. `raw` maps full config keys
  * ("platform:apps", "gcp:project") to parsed values. Throws ConfigError listing every problem.
+ * Rules across apps that need the plan's names (plan/rules.ts) run only on what this returns:
+ * `validateStackConfig` there runs both, as the program does.
  */
 export function validateConfig(raw: Record<string, unknown>, stack: string): StackConfig {
     const p = new Problems();
@@ -88,11 +88,10 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const postgres = validatePostgres(p, get("postgres"), tier, gcp);
     const redis = validateRedis(p, get("redis"), tier, gcp);
     const apps = validateApps(p, get("apps"));
-    validateBuilds(p, apps, gcp, namespace);
-    validateRouteClaims(p, apps);
-    validateCalls(p, apps);
     validateNodePorts(p, apps, tier);
-    validateGeneratedNames(p, apps, postgres);
+    for (const app of apps.filter((a) => a.build && !gcp.enabled)) {
+        p.add(`apps.${app.name}.build`, "needs platform:gcp.enabled: true (a built image is pushed to the environment's Artifact Registry)", app.build);
+    }
     validateProductionData(p, tier, postgres, redis);
     const images = validateImages(p, get("images"), tier, postgres, redis);
 
@@ -435,35 +434,4 @@ function validateBuild(p: Problems, path: string, value: unknown): BuildConfig |
         target: string(p, `${path}.target`, v.target),
         args,
     };
-}
-
-/**
- * An app's `build` is pushed to the environment's Artifact Registry under the version of the track
- * it lands on (see plan/images.ts) and deployed there by digest.
- */
-function validateBuilds(p: Problems, apps: AppConfig[], gcp: GcpConfig, namespace: string): void {
-    for (const app of apps) {
-        if (!app.build) continue;
-        const path = `apps.${app.name}`;
-        if (!gcp.enabled) {
-            p.add(`${path}.build`, "needs platform:gcp.enabled: true (a built image is pushed to the environment's Artifact Registry)", app.build);
-            continue;
-        }
-        if (!gcp.project || !gcp.region) continue; // reported under platform:gcp
-        const repository = builtImageRepository(gcp, namespace, app.name);
-        if (app.image !== repository) {
-            p.add(`${path}.image`, `must be ${repository} when build is set: the tracks this update does not build pull the tags earlier builds pushed there`, app.image);
-        }
-        const target = buildTargetOf(app);
-        if (!target) continue;
-        const key = app.strategy === "rolling" ? "tag" : app.strategy === "blueGreen" ? `blueGreen.${target.track}` : "canary.canary";
-        if (target.version.startsWith("sha256:")) {
-            p.add(`${path}.${key}`, "must be a tag when build is set: the build is pushed under it", target.version);
-        }
-        const deployed = app.strategy === "rolling" || (app.strategy === "blueGreen" ? (app.blueGreen?.idleReplicas ?? 0) > 0 : (app.canary?.weight ?? 0) > 0);
-        const clash = target.others.find((o) => o.version === target.version);
-        if (deployed && clash) {
-            p.add(`${path}.${key}`, `must differ from the ${clash.track} track's version when build is set: the build would be pushed as ${repository}:${target.version}, the tag the ${clash.track} track runs`, target.version);
-        }
-    }
 }

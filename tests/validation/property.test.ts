@@ -1,6 +1,7 @@
 import { strict as assert } from "assert";
 import * as fc from "fast-check";
-import { ConfigError, validateConfig } from "../../components/config/validate";
+import { ConfigError } from "../../components/config/validate";
+import { validateStackConfig } from "../../components/plan/rules";
 import { evaluate, lastRegistered } from "../../tools/evaluate";
 import { toManifests } from "../../tools/render";
 import { apiServerProblems, configArbitrary, configOf } from "../configgen";
@@ -24,7 +25,7 @@ describe("validation: property over generated configs", function () {
             const cfg = configOf(g);
             let valid = true;
             try {
-                validateConfig(cfg, g.stack);
+                validateStackConfig(cfg, g.stack);
             } catch (e) {
                 if (!(e instanceof ConfigError)) throw e;
                 valid = false;
