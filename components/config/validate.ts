@@ -3,7 +3,7 @@ import {
 } from "./check";
 import {
     AppConfig, AutoscalingConfig, BackupConfig, BlueGreenConfig, BuildConfig, CanaryConfig, DataService, GcpConfig,
-    PostgresConfig, RedisConfig, RoutingConfig, StackConfig, Tier,
+    PostgresConfig, RedisConfig, RoutingConfig, StackConfig, Strategy, Tier,
 } from "./types";
 import { validateAnalysis } from "./analysis";
 import { cronProblem } from "./cron";
@@ -246,8 +246,19 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     if (!v) return undefined;
     const before = p.list.length;
     const strategy = oneOf(p, `${path}.strategy`, v.strategy, ["rolling", "blueGreen", "canary"] as const, "rolling");
+    // A strategy switched by hand, its section not: one problem that says what the switch needs.
+    const switchedFrom = strategy && v[STRATEGY_KEY[strategy]] === undefined
+        ? (Object.keys(STRATEGY_KEY) as Strategy[]).find((s) => s !== strategy && v[STRATEGY_KEY[s]] !== undefined)
+        : undefined;
+    if (strategy && switchedFrom) {
+        const needs = { rolling: `${path}.tag (the version to run)`, blueGreen: `${path}.blueGreen {activeColor, blue, green}`, canary: `${path}.canary {stable, canary?, weight}` }[strategy];
+        const routing = strategy === "canary" && v.routing === undefined ? ` and ${path}.routing (a canary is routed by weight)` : "";
+        const is = v.strategy === undefined ? "is unset, so \"rolling\"," : `is "${strategy}",`;
+        const has = switchedFrom === "rolling" ? "a tag" : `${switchedFrom} settings`;
+        p.add(`${path}.strategy`, `${is} but ${path} has ${has} and no ${STRATEGY_KEY[strategy]}: give ${needs}${routing} in place of ${path}.${STRATEGY_KEY[switchedFrom]}, or set strategy back to "${switchedFrom}"`, v.strategy);
+    }
     for (const [s, key] of Object.entries(STRATEGY_KEY)) {
-        if (strategy && s !== strategy && v[key] !== undefined) {
+        if (strategy && !switchedFrom && s !== strategy && v[key] !== undefined) {
             p.add(`${path}.${key}`, `is only used with strategy "${s}" (this app's strategy is "${strategy}")`, v[key]);
         }
     }
@@ -300,7 +311,9 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     const nodePort = validateNodePort(p, path, v.nodePort);
     if (nodePort !== undefined) app.nodePort = nodePort;
 
-    if (strategy === "rolling") {
+    if (switchedFrom) {
+        // Reported above, with what the new strategy needs.
+    } else if (strategy === "rolling") {
         app.tag = imageVersion(p, `${path}.tag`, v.tag, true);
     } else if (strategy === "blueGreen") {
         app.blueGreen = validateBlueGreen(p, `${path}.blueGreen`, v.blueGreen, replicas);
@@ -308,7 +321,8 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
         app.canary = validateCanary(p, `${path}.canary`, v.canary, replicas);
     }
     app.allowMutableTags = validateMutableTags(p, path, app, v.allowMutableTags);
-    app.routing = validateRouting(p, `${path}.routing`, v.routing, strategy);
+    // A canary without routing after a switch: already named in the strategy's problem.
+    app.routing = switchedFrom && v.routing === undefined ? undefined : validateRouting(p, `${path}.routing`, v.routing, strategy);
     const mig = object(p, `${path}.migrations`, v.migrations, ["command"]);
     if (mig) app.migrations = { command: stringList(p, `${path}.migrations.command`, mig.command, { required: true, minItems: 1 }) ?? [] };
     if (mig && !uses.includes("postgres")) p.add(`${path}.migrations`, "needs the app to use postgres (add \"postgres\" to uses)", mig);
@@ -331,8 +345,23 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     return app;
 }
 
+const OPTIONAL_SECTION_KEYS = ["idleReplicas", "canary", "canaryReplicas"];
+
+/** A strategy's own section: required, and an object; the problem says what it holds. */
+function strategySection(p: Problems, path: string, value: unknown, strategy: Strategy, keys: string[]): Record<string, unknown> | undefined {
+    const shape = `an object {${keys.map((k) => (OPTIONAL_SECTION_KEYS.includes(k) ? `${k}?` : k)).join(", ")}}`;
+    if (value === undefined) {
+        p.add(path, `is required with strategy "${strategy}" (${shape})`);
+        return undefined;
+    }
+    if (!isObject(value)) {
+        p.add(path, `must be ${shape}`, value);
+        return undefined;
+    }
+    return object(p, path, value, keys);
+}
 function validateBlueGreen(p: Problems, path: string, value: unknown, replicas: number): BlueGreenConfig | undefined {
-    const v = requiredObject(p, path, value, ["activeColor", "blue", "green", "idleReplicas"]);
+    const v = strategySection(p, path, value, "blueGreen", ["activeColor", "blue", "green", "idleReplicas"]);
     if (!v) return undefined;
     return {
         activeColor: oneOf(p, `${path}.activeColor`, v.activeColor, ["blue", "green"] as const) ?? "blue",
@@ -343,7 +372,7 @@ function validateBlueGreen(p: Problems, path: string, value: unknown, replicas: 
 }
 
 function validateCanary(p: Problems, path: string, value: unknown, replicas: number): CanaryConfig | undefined {
-    const v = requiredObject(p, path, value, ["stable", "canary", "weight", "canaryReplicas"]);
+    const v = strategySection(p, path, value, "canary", ["stable", "canary", "weight", "canaryReplicas"]);
     if (!v) return undefined;
     const weight = integer(p, `${path}.weight`, v.weight, 0, 100) ?? 0;
     const canary = imageVersion(p, `${path}.canary`, v.canary, false);
