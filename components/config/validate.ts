@@ -7,6 +7,7 @@ import {
 } from "./types";
 import { validateAnalysis } from "./analysis";
 import { cronProblem } from "./cron";
+import { RESERVED_ENV } from "./env";
 import { storageSize, validateResources } from "./quantities";
 import { hostProblem, pathProblem } from "./routing";
 import { validateAppNetwork, validateRouterSources } from "./network";
@@ -37,8 +38,6 @@ const APP_KEYS = [
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
-/** Variables the program sets from Secrets; an app must not shadow them with a literal. */
-const RESERVED_ENV = ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "PORT"];
 
 /**
  * Turns `pulumi.runtime.allConfig()` (keys like "platform:apps", object values as JSON text) into
@@ -272,7 +271,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown): A
     if (envObj) {
         for (const [k, val] of Object.entries(envObj)) {
             if (!patterns.envName.test(k)) p.add(`${path}.env.${k}`, "is not a valid environment variable name (letters, digits and '_', not starting with a digit)", k);
-            else if (RESERVED_ENV.includes(k)) p.add(`${path}.env.${k}`, `is set by the platform from Secrets or the port and cannot be overridden (reserved: ${RESERVED_ENV.join(", ")})`, val);
+            else if (RESERVED_ENV.has(k)) p.add(`${path}.env.${k}`, `is set by the platform ${RESERVED_ENV.get(k)} and cannot be overridden (reserved: ${[...RESERVED_ENV.keys()].join(", ")})`, val);
             else if (typeof val === "string" || typeof val === "number" || typeof val === "boolean") env[k] = String(val);
             else p.add(`${path}.env.${k}`, "must be a string", val);
         }
