@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
+import { ANALYSIS_ENV } from "./config/env";
 import { metadata, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
 import { ANALYSIS_TIMEOUT_SECONDS, AnalysisPlan } from "./plan/analysis";
 import { selectorLabels, versionLabel } from "./plan/names";
@@ -66,8 +67,8 @@ export class Analysis extends pulumi.ComponentResource {
                             image: args.image,
                             command: ["node", "/scripts/analyze.js"],
                             env: [
-                                { name: "ANALYSIS_SPEC", value: JSON.stringify(plan.spec) },
-                                { name: "ANALYSIS_TIMEOUT_SECONDS", value: String(ANALYSIS_TIMEOUT_SECONDS) },
+                                { name: ANALYSIS_ENV.spec, value: JSON.stringify(plan.spec) },
+                                { name: ANALYSIS_ENV.timeout, value: String(ANALYSIS_TIMEOUT_SECONDS) },
                             ],
                             volumeMounts: [{ name: "scripts", mountPath: "/scripts", readOnly: true }],
                             // The result line becomes the termination message: `kubectl describe` shows it.

@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { PORT_ENV, SMOKE_TEST_URL_ENV } from "./config/env";
 import { AppConfig, DataService } from "./config/types";
 import { awaitTimeouts, metadata, REPLACE_UNREADY, resources, restrictedContainerSecurity, restrictedPodSecurity, SKIP_AWAIT, TMP_MOUNT, TMP_VOLUME } from "./kube";
 import { Backup } from "./backup";
@@ -49,7 +50,7 @@ export class AppRelease extends pulumi.ComponentResource {
         const dataEnv = app.uses.flatMap((u) => args.connections[u]?.env ?? []);
         const usesLabels = Object.fromEntries(app.uses.map((u) => [usesLabel(u), "true"]));
         const env = [
-            { name: "PORT", value: String(app.port) },
+            { name: PORT_ENV, value: String(app.port) },
             ...Object.keys(app.env).sort().map((k) => ({ name: k, value: app.env[k] })),
             ...dataEnv,
         ];
@@ -106,7 +107,7 @@ export class AppRelease extends pulumi.ComponentResource {
             const url = `http://${t.service}.${args.namespaceName}.svc.cluster.local:${SERVICE_PORT}${app.healthPath}`;
             const gate: pulumi.Resource[] = [services[t.service], this.deployments[t.track]];
             smokeJobs[t.track] = app.smokeTest
-                ? this.job(job, "smoke-test", app.smokeTest.command, [...env, { name: "SMOKE_TEST_URL", value: url }], usesLabels, args, { dependsOn: gate })
+                ? this.job(job, "smoke-test", app.smokeTest.command, [...env, { name: SMOKE_TEST_URL_ENV, value: url }], usesLabels, args, { dependsOn: gate })
                 : this.job({ ...job, image: args.smokeTestImage }, "smoke-test",
                     ["curl", "--fail", "--silent", "--show-error", "--max-time", "10", "--retry", "10", "--retry-delay", "3", "--retry-all-errors", url],
                     [], {}, args, { dependsOn: gate });

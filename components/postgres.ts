@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { DATA_ENV } from "./config/env";
 import { PostgresConfig } from "./config/types";
 import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, volumeClaimSpec } from "./kube";
 import { LABEL_TIER, selectorLabels } from "./plan/names";
@@ -34,14 +35,7 @@ const POSTGRES_UID = 999; // the postgres user of the official image
 export const postgresSecretName = "postgres-credentials";
 
 export function postgresEnv(secretName: pulumi.Input<string>): k8s.types.input.core.v1.EnvVar[] {
-    return [
-        fromSecret("PGHOST", secretName, "host"),
-        fromSecret("PGPORT", secretName, "port"),
-        fromSecret("PGDATABASE", secretName, "database"),
-        fromSecret("PGUSER", secretName, "username"),
-        fromSecret("PGPASSWORD", secretName, "password"),
-        fromSecret("DATABASE_URL", secretName, "url"),
-    ];
+    return Object.entries(DATA_ENV.postgres).map(([name, key]) => fromSecret(name, secretName, key));
 }
 
 /** PostgreSQL in the cluster: a single-instance StatefulSet with its volume, Services and policies. */

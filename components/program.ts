@@ -1,14 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "./config/types";
-import { ConfigError, parseRawConfig, validateConfig } from "./config/validate";
+import { ConfigError, parseRawConfig } from "./config/validate";
 import { Environment } from "./environment";
 import { readLiveState } from "./live";
 import { liveQuery } from "./plan/apps";
 import { planEnvironment } from "./plan/environment";
+import { validateStackConfig } from "./plan/rules";
 
-/** Reads and validates the whole stack config; throws ConfigError listing every problem. */
+/**
+ * Reads and validates the whole stack config, key by key and then across apps; throws ConfigError
+ * listing every problem.
+ */
 export function readStackConfig(): StackConfig {
-    return validateConfig(parseRawConfig(pulumi.runtime.allConfig()), pulumi.getStack());
+    return validateStackConfig(parseRawConfig(pulumi.runtime.allConfig()), pulumi.getStack());
 }
 
 /**

@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { DATA_ENV } from "./config/env";
 import { RedisConfig } from "./config/types";
 import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, TMP_MOUNT, TMP_VOLUME, volumeClaimSpec } from "./kube";
 import { LABEL_TIER, selectorLabels } from "./plan/names";
@@ -23,12 +24,7 @@ const REDIS_UID = 999; // the redis user of the official image
 export const redisSecretName = "redis-credentials";
 
 export function redisEnv(secretName: pulumi.Input<string>): k8s.types.input.core.v1.EnvVar[] {
-    return [
-        fromSecret("REDIS_HOST", secretName, "host"),
-        fromSecret("REDIS_PORT", secretName, "port"),
-        fromSecret("REDIS_PASSWORD", secretName, "password"),
-        fromSecret("REDIS_URL", secretName, "url"),
-    ];
+    return Object.entries(DATA_ENV.redis).map(([name, key]) => fromSecret(name, secretName, key));
 }
 
 /** Redis in the cluster: password-protected, AOF persistence on a volume when enabled. */

@@ -1,6 +1,7 @@
 import { strict as assert } from "assert";
 import * as fc from "fast-check";
-import { ConfigError, validateConfig } from "../components/config/validate";
+import { ConfigError } from "../components/config/validate";
+import { validateStackConfig } from "../components/plan/rules";
 import { readStackFile, runInvalid, setPath, STACKS } from "./harness";
 
 // Bad config must fail before any resource exists, with one line per problem naming the key,
@@ -58,7 +59,7 @@ describe("invalid config", () => {
 
     it("accepts integers typed as text, as `pulumi config set --path` stores them", () => {
         const cfg = setPath(readStackFile("local"), "platform:apps.api.replicas", "3");
-        const valid = validateConfig(cfg, "local");
+        const valid = validateStackConfig(cfg, "local");
         assert.equal(valid.apps.find((a) => a.name === "api")!.replicas, 3);
     });
 
@@ -69,11 +70,11 @@ describe("invalid config", () => {
             fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }),
         );
         fc.assert(fc.property(notAnInteger, (v) => {
-            assert.throws(() => validateConfig(setPath(base, "platform:apps.api.replicas", v), "local"),
+            assert.throws(() => validateStackConfig(setPath(base, "platform:apps.api.replicas", v), "local"),
                 (e: Error) => e instanceof ConfigError && e.problems.some((p) => p.startsWith("platform:apps.api.replicas must be an integer")));
         }), { numRuns: 200 });
         fc.assert(fc.property(fc.oneof(fc.integer({ min: 101 }), fc.integer({ max: -1 }), fc.double({ noInteger: true })), (w) => {
-            assert.throws(() => validateConfig(setPath(base, "platform:apps.api.canary.weight", w), "local"),
+            assert.throws(() => validateStackConfig(setPath(base, "platform:apps.api.canary.weight", w), "local"),
                 (e: Error) => e instanceof ConfigError && e.problems.some((p) => p.startsWith("platform:apps.api.canary.weight must be an integer from 0 to 100")));
         }), { numRuns: 200 });
     });
@@ -82,12 +83,12 @@ describe("invalid config", () => {
         const base = readStackFile("local");
         const known = ["image", "port", "healthPath", "replicas", "component", "resources", "env", "uses", "strategy", "tag", "blueGreen", "canary", "routing", "migrations", "smokeTest", "autoscaling", "build", "allowMutableTags", "calls", "egressCidrs"];
         fc.assert(fc.property(fc.stringMatching(/^[a-zA-Z]{1,12}$/).filter((k) => !known.includes(k)), (key) => {
-            assert.throws(() => validateConfig(setPath(base, `platform:apps.worker.${key}`, 1), "local"),
+            assert.throws(() => validateStackConfig(setPath(base, `platform:apps.worker.${key}`, 1), "local"),
                 (e: Error) => e instanceof ConfigError && e.problems.some((p) => p.startsWith(`platform:apps.worker.${key} is not a known key`)));
         }), { numRuns: 100 });
     });
 
     it("accepts every stack file as it is", () => {
-        for (const stack of STACKS) validateConfig(readStackFile(stack), stack);
+        for (const stack of STACKS) validateStackConfig(readStackFile(stack), stack);
     });
 });

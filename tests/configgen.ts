@@ -14,12 +14,20 @@ export interface GeneratedConfig {
     stack: (typeof STACKS)[number];
     /** `pulumi config set --path` style overrides: full key → value (undefined deletes). */
     overrides: Record<string, unknown>;
+    /**
+     * Structural edits, applied after the overrides: whole sections deleted (undefined) or replaced
+     * by a value of the wrong type. Deepest paths first, so a section replaced by a string is never
+     * the parent of a later `--path` edit (which `pulumi config set --path` itself would refuse).
+     */
+    structural?: Record<string, unknown>;
 }
 
 /** The stack file with the overrides applied, as the program would read it. */
 export function configOf(g: GeneratedConfig): ConfigValues {
     let cfg = readStackFile(g.stack);
     for (const [k, v] of Object.entries(g.overrides)) cfg = setPath(cfg, k, v);
+    const depth = (k: string) => k.split(".").length;
+    for (const [k, v] of Object.entries(g.structural ?? {}).sort(([a], [b]) => depth(b) - depth(a))) cfg = setPath(cfg, k, v);
     return cfg;
 }
 
@@ -97,6 +105,49 @@ export const configArbitrary: fc.Arbitrary<GeneratedConfig> = fc.record({
     stack: pick(...STACKS),
     edits: fc.array(edit, { minLength: 1, maxLength: 4 }),
 }).map(({ stack, edits }) => ({ stack, overrides: Object.fromEntries(edits) }));
+
+// ---- Structural mutations: sections missing or of the wrong type -------------------------------
+
+/** What a hand edit leaves where an object (or list) belongs: nothing, a string, a number, a boolean, null, a list. */
+const wrongShape = fc.oneof(
+    fc.constant(undefined),
+    pick("5", "", "true", "canary", "{}"),
+    pick(0, 5, -1, 1.5),
+    fc.boolean(),
+    fc.constant(null),
+    pick<unknown>([], ["x"], [{}], [1, 2]),
+);
+const STACK_SECTIONS = [
+    "platform:apps", "platform:postgres", "platform:redis", "platform:gcp", "platform:kubernetes", "platform:images", "platform:tier",
+    "platform:namespace", "platform:postgres.backup", "platform:postgres.backup.restoreDrill", "platform:postgres.backup.retention",
+    "platform:postgres.cloudsql", "platform:postgres.resources", "platform:postgres.resources.limits", "platform:redis.backup",
+    "platform:redis.memorystore", "platform:redis.resources", "gcp:project",
+];
+const APP_SECTIONS = [
+    "", "blueGreen", "canary", "tag", "routing", "routing.gateway", "routing.tls", "routing.from", "routing.from.namespaces", "resources",
+    "resources.requests", "env", "uses", "migrations", "migrations.command", "smokeTest", "smokeTest.command", "autoscaling", "build",
+    "build.args", "analysis", "analysis.http", "analysis.prometheus", "analysis.prometheus.checks", "calls", "egressCidrs",
+    "nodeSelector", "tolerations", "image", "replicas", "port", "healthPath",
+];
+const section = fc.oneof(
+    pick(...STACK_SECTIONS),
+    fc.tuple(app, pick(...APP_SECTIONS)).map(([a, s]) => `platform:apps.${a}${s ? `.${s}` : ""}`),
+);
+/** One structural edit: a section of the wrong shape, or a strategy or mode switched without its section. */
+const structuralEdit: fc.Arbitrary<[string, unknown]> = fc.oneof(
+    { weight: 3, arbitrary: fc.tuple(section, wrongShape) },
+    { weight: 2, arbitrary: fc.tuple(app.map((a) => `platform:apps.${a}.strategy`), pick("rolling", "blueGreen", "canary")) },
+    { weight: 1, arbitrary: pick<[string, unknown]>(["platform:postgres.mode", "cloudsql"], ["platform:redis.mode", "memorystore"], ["platform:postgres.backup.destination", "gcs"]) },
+);
+
+/**
+ * Configs as an operator's hand edits break them, for one stack: up to two ordinary edits and one
+ * to three structural ones (tests/validation/property.test.ts).
+ */
+export const structuralArbitrary = (stack: (typeof STACKS)[number]): fc.Arbitrary<GeneratedConfig> => fc.record({
+    edits: fc.array(edit, { maxLength: 2 }),
+    structural: fc.array(structuralEdit, { minLength: 1, maxLength: 3 }),
+}).map(({ edits, structural }) => ({ stack, overrides: Object.fromEntries(edits), structural: Object.fromEntries(structural) }));
 
 // ---- What the API server and the routers refuse that the OpenAPI schemas do not check ----------
 

@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { validateConfig } from "../components/config/validate";
+import { validateStackConfig } from "../components/plan/rules";
 import { readStackFile } from "../tools/evaluate";
 import { evaluateInFreshProcess, generatedApps } from "../tools/fresh";
 
@@ -28,7 +28,7 @@ describe("the bench's generated stacks", () => {
     for (const stack of ["staging", "production"]) {
         it(`${stack} with 1, 10 and 50 generated apps is a valid config (npm run bench evaluates them)`, () => {
             for (const n of [1, 10, 50]) {
-                const config = validateConfig(generatedApps(readStackFile(stack), n), stack);
+                const config = validateStackConfig(generatedApps(readStackFile(stack), n), stack);
                 assert.equal(config.apps.length, n);
             }
         });

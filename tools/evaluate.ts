@@ -187,6 +187,11 @@ const mocks: pulumi.runtime.Mocks = {
     },
 };
 
+/** Config values as the engine hands them to the program: strings, objects as JSON text. */
+export function configStrings(config: ConfigValues): Record<string, string> {
+    return Object.fromEntries(Object.entries(config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+}
+
 /**
  * Evaluates the program for `stack` with `config` (full keys → values). Resolves once every
  * resource is registered. Throws what the program throws (e.g. a config error).
@@ -195,9 +200,7 @@ export async function evaluate(stack: string, config: ConfigValues, options: Eva
     patchMonitor();
     captured = [];
     generated.length = 0;
-    const all: Record<string, string> = {};
-    for (const [k, v] of Object.entries(config)) all[k] = typeof v === "string" ? v : JSON.stringify(v);
-    pulumi.runtime.setAllConfig(all, []);
+    pulumi.runtime.setAllConfig(configStrings(config), []);
     await pulumi.runtime.setMocks(mocks, PROJECT, stack, options.preview === true);
     // The program module is loaded fresh for every evaluation, as the engine would run it.
     // eslint-disable-next-line @typescript-eslint/no-require-imports

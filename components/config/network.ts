@@ -1,6 +1,6 @@
 import { isIP } from "net";
 import { isObject, Problems, stringList } from "./check";
-import { AppConfig, NetworkConfig } from "./types";
+import { NetworkConfig } from "./types";
 
 // Who may talk to an app, and where an app may connect: declared in config, turned into
 // NetworkPolicies by the plan (plan/network.ts). Everything not declared is denied.
@@ -47,15 +47,4 @@ export function validateRouterSources(p: Problems, path: string, value: unknown,
     const cidrs = v.cidrs === undefined ? [] : cidrList(p, `${path}.cidrs`, v.cidrs);
     const fallback = kind === "nginx" ? [DEFAULT_ROUTER_NAMESPACE.nginx] : gatewayNamespace ? [gatewayNamespace] : [];
     return { namespaces: namespaces ?? (value === undefined || v.namespaces === undefined ? fallback : []), cidrs };
-}
-
-/** Every app an app calls exists and is another app. */
-export function validateCalls(p: Problems, apps: AppConfig[]): void {
-    const names = new Set(apps.map((a) => a.name));
-    for (const app of apps) {
-        app.network.calls.forEach((c, i) => {
-            if (c === app.name) p.add(`apps.${app.name}.calls[${i}]`, "names the app itself: an app always reaches its own pods", c);
-            else if (!names.has(c)) p.add(`apps.${app.name}.calls[${i}]`, `must name another app of this stack (${[...names].filter((n) => n !== app.name).join(", ")})`, c);
-        });
-    }
 }

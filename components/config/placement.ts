@@ -61,11 +61,10 @@ export function validateNodePort(p: Problems, path: string, value: unknown): num
 
 /**
  * A nodePort needs a Service that carries the app's client traffic (rolling, blue/green's active
- * Service, a replicas canary's app Service), is unique in the cluster, and stays out of production,
- * whose apps are reached through their router.
+ * Service, a replicas canary's app Service) and stays out of production, whose apps are reached
+ * through their router. That it is unique in the cluster is a rule across apps (plan/rules.ts).
  */
 export function validateNodePorts(p: Problems, apps: AppConfig[], tier: Tier): void {
-    const owners = new Map<number, string>();
     for (const app of apps) {
         if (app.nodePort === undefined) continue;
         const path = `apps.${app.name}.nodePort`;
@@ -73,8 +72,5 @@ export function validateNodePorts(p: Problems, apps: AppConfig[], tier: Tier): v
         if (app.strategy === "canary" && app.routing?.kind !== "replicas") {
             p.add(path, `needs a Service that carries the app's traffic; a canary routed by ${app.routing?.kind ?? "gateway"} has none (clients go through the router): use routing.kind "replicas" or drop nodePort`, app.nodePort);
         }
-        const other = owners.get(app.nodePort);
-        if (other) p.add(path, `is already the nodePort of apps.${other}: each nodePort serves one Service`, app.nodePort);
-        else owners.set(app.nodePort, app.name);
     }
 }

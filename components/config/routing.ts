@@ -1,10 +1,9 @@
 import { isIP } from "net";
-import { Problems } from "./check";
-import { AppConfig } from "./types";
 
 // Routing as the API server and the routers check it: an Ingress host is a DNS name (never an IP),
 // labels of at most 63 characters and 253 in all; Ingress and Gateway API paths refuse `//`, dot
-// segments, encoded slashes and characters outside RFC 3986. And one app per host and path.
+// segments, encoded slashes and characters outside RFC 3986. (One app per host and path is a rule
+// across apps: plan/rules.ts.)
 
 /** What an Ingress or a Gateway API hostname would refuse in `host`, or undefined. */
 export function hostProblem(host: string): string | undefined {
@@ -26,23 +25,4 @@ export function pathProblem(path: string): string | undefined {
     if (/%2f/i.test(path)) return "must not contain an encoded slash (%2F)";
     for (const end of ["/..", "/."]) if (path.endsWith(end)) return `must not end with "${end}"`;
     return undefined;
-}
-
-/** A prefix as routers match it: "/api" and "/api/" are the same prefix. */
-const normalPrefix = (path: string) => (path.length > 1 ? path.replace(/\/+$/, "") : path);
-
-/** Two apps may not claim the same host and path prefix: the routers would pick one silently. */
-export function validateRouteClaims(p: Problems, apps: AppConfig[]): void {
-    const claims = new Map<string, string>();
-    for (const app of apps) {
-        const r = app.routing;
-        if (!r || r.kind === "replicas" || !r.host) continue;
-        const claim = `${r.host}${normalPrefix(r.path)}`;
-        const owner = claims.get(claim);
-        if (owner) {
-            p.add(`apps.${app.name}.routing`, `claims ${claim}, which apps.${owner}.routing also claims: give one of them another host or path`, { host: r.host, path: r.path });
-        } else {
-            claims.set(claim, app.name);
-        }
-    }
 }

@@ -3,15 +3,14 @@ import {
 } from "./check";
 import {
     AppConfig, AutoscalingConfig, BackupConfig, BlueGreenConfig, BuildConfig, CanaryConfig, DataService, GcpConfig,
-    PostgresConfig, RedisConfig, RoutingConfig, StackConfig, Tier,
+    PostgresConfig, RedisConfig, RoutingConfig, StackConfig, Strategy, Tier,
 } from "./types";
-import { buildTargetOf, builtImageRepository } from "../plan/images";
 import { validateAnalysis } from "./analysis";
 import { cronProblem } from "./cron";
+import { RESERVED_ENV } from "./env";
 import { storageSize, validateResources } from "./quantities";
-import { hostProblem, pathProblem, validateRouteClaims } from "./routing";
-import { validateGeneratedNames } from "./names";
-import { validateAppNetwork, validateCalls, validateRouterSources } from "./network";
+import { hostProblem, pathProblem } from "./routing";
+import { validateAppNetwork, validateRouterSources } from "./network";
 import { PLACEMENT_KEYS, validateNodePort, validateNodePorts, validatePlacement } from "./placement";
 import { validateProductionData } from "./production";
 import { validateMutableTags } from "./versions";
@@ -39,8 +38,6 @@ const APP_KEYS = [
 ];
 const STRATEGY_KEY = { rolling: "tag", blueGreen: "blueGreen", canary: "canary" } as const;
 const DATA_SERVICES: readonly DataService[] = ["postgres", "redis"];
-/** Variables the program sets from Secrets; an app must not shadow them with a literal. */
-const RESERVED_ENV = ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "PORT"];
 
 /**
  * Turns `pulumi.runtime.allConfig()` (keys like "platform:apps", object values as JSON text) into
@@ -59,8 +56,10 @@ export function parseRawConfig(all: Record<string, string>): Record<string, unkn
 }
 
 /**
- * Validates a whole stack config and fills in defaults. `raw` maps full config keys
+ * Validates each key of a stack config and fills in defaults. `raw` maps full config keys
  * ("platform:apps", "gcp:project") to parsed values. Throws ConfigError listing every problem.
+ * Rules across apps that need the plan's names (plan/rules.ts) run only on what this returns:
+ * `validateStackConfig` there runs both, as the program does.
  */
 export function validateConfig(raw: Record<string, unknown>, stack: string): StackConfig {
     const p = new Problems();
@@ -88,11 +87,10 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
     const postgres = validatePostgres(p, get("postgres"), tier, gcp);
     const redis = validateRedis(p, get("redis"), tier, gcp);
     const apps = validateApps(p, get("apps"), tier);
-    validateBuilds(p, apps, gcp, namespace);
-    validateRouteClaims(p, apps);
-    validateCalls(p, apps);
     validateNodePorts(p, apps, tier);
-    validateGeneratedNames(p, apps, postgres);
+    for (const app of apps.filter((a) => a.build && !gcp.enabled)) {
+        p.add(`apps.${app.name}.build`, "needs platform:gcp.enabled: true (a built image is pushed to the environment's Artifact Registry)", app.build);
+    }
     validateProductionData(p, tier, postgres, redis);
     const images = validateImages(p, get("images"), tier, postgres, redis);
 
@@ -247,8 +245,19 @@ function validateApp(p: Problems, path: string, name: string, value: unknown, ti
     if (!v) return undefined;
     const before = p.list.length;
     const strategy = oneOf(p, `${path}.strategy`, v.strategy, ["rolling", "blueGreen", "canary"] as const, "rolling");
+    // A strategy switched by hand, its section not: one problem that says what the switch needs.
+    const switchedFrom = strategy && v[STRATEGY_KEY[strategy]] === undefined
+        ? (Object.keys(STRATEGY_KEY) as Strategy[]).find((s) => s !== strategy && v[STRATEGY_KEY[s]] !== undefined)
+        : undefined;
+    if (strategy && switchedFrom) {
+        const needs = { rolling: `${path}.tag (the version to run)`, blueGreen: `${path}.blueGreen {activeColor, blue, green}`, canary: `${path}.canary {stable, canary?, weight}` }[strategy];
+        const routing = strategy === "canary" && v.routing === undefined ? ` and ${path}.routing (a canary is routed by weight)` : "";
+        const is = v.strategy === undefined ? "is unset, so \"rolling\"," : `is "${strategy}",`;
+        const has = switchedFrom === "rolling" ? "a tag" : `${switchedFrom} settings`;
+        p.add(`${path}.strategy`, `${is} but ${path} has ${has} and no ${STRATEGY_KEY[strategy]}: give ${needs}${routing} in place of ${path}.${STRATEGY_KEY[switchedFrom]}, or set strategy back to "${switchedFrom}"`, v.strategy);
+    }
     for (const [s, key] of Object.entries(STRATEGY_KEY)) {
-        if (strategy && s !== strategy && v[key] !== undefined) {
+        if (strategy && !switchedFrom && s !== strategy && v[key] !== undefined) {
             p.add(`${path}.${key}`, `is only used with strategy "${s}" (this app's strategy is "${strategy}")`, v[key]);
         }
     }
@@ -262,7 +271,7 @@ function validateApp(p: Problems, path: string, name: string, value: unknown, ti
     if (envObj) {
         for (const [k, val] of Object.entries(envObj)) {
             if (!patterns.envName.test(k)) p.add(`${path}.env.${k}`, "is not a valid environment variable name (letters, digits and '_', not starting with a digit)", k);
-            else if (RESERVED_ENV.includes(k)) p.add(`${path}.env.${k}`, `is set by the platform from Secrets or the port and cannot be overridden (reserved: ${RESERVED_ENV.join(", ")})`, val);
+            else if (RESERVED_ENV.has(k)) p.add(`${path}.env.${k}`, `is set by the platform ${RESERVED_ENV.get(k)} and cannot be overridden (reserved: ${[...RESERVED_ENV.keys()].join(", ")})`, val);
             else if (typeof val === "string" || typeof val === "number" || typeof val === "boolean") env[k] = String(val);
             else p.add(`${path}.env.${k}`, "must be a string", val);
         }
@@ -301,7 +310,9 @@ function validateApp(p: Problems, path: string, name: string, value: unknown, ti
     const nodePort = validateNodePort(p, path, v.nodePort);
     if (nodePort !== undefined) app.nodePort = nodePort;
 
-    if (strategy === "rolling") {
+    if (switchedFrom) {
+        // Reported above, with what the new strategy needs.
+    } else if (strategy === "rolling") {
         app.tag = imageVersion(p, `${path}.tag`, v.tag, true);
     } else if (strategy === "blueGreen") {
         app.blueGreen = validateBlueGreen(p, `${path}.blueGreen`, v.blueGreen, replicas);
@@ -309,7 +320,8 @@ function validateApp(p: Problems, path: string, name: string, value: unknown, ti
         app.canary = validateCanary(p, `${path}.canary`, v.canary, replicas);
     }
     app.allowMutableTags = validateMutableTags(p, path, app, v.allowMutableTags);
-    app.routing = validateRouting(p, `${path}.routing`, v.routing, strategy);
+    // A canary without routing after a switch: already named in the strategy's problem.
+    app.routing = switchedFrom && v.routing === undefined ? undefined : validateRouting(p, `${path}.routing`, v.routing, strategy);
     const mig = object(p, `${path}.migrations`, v.migrations, ["command"]);
     if (mig) app.migrations = { command: stringList(p, `${path}.migrations.command`, mig.command, { required: true, minItems: 1 }) ?? [] };
     if (mig && !uses.includes("postgres")) p.add(`${path}.migrations`, "needs the app to use postgres (add \"postgres\" to uses)", mig);
@@ -332,8 +344,23 @@ function validateApp(p: Problems, path: string, name: string, value: unknown, ti
     return app;
 }
 
+const OPTIONAL_SECTION_KEYS = ["idleReplicas", "canary", "canaryReplicas"];
+
+/** A strategy's own section: required, and an object; the problem says what it holds. */
+function strategySection(p: Problems, path: string, value: unknown, strategy: Strategy, keys: string[]): Record<string, unknown> | undefined {
+    const shape = `an object {${keys.map((k) => (OPTIONAL_SECTION_KEYS.includes(k) ? `${k}?` : k)).join(", ")}}`;
+    if (value === undefined) {
+        p.add(path, `is required with strategy "${strategy}" (${shape})`);
+        return undefined;
+    }
+    if (!isObject(value)) {
+        p.add(path, `must be ${shape}`, value);
+        return undefined;
+    }
+    return object(p, path, value, keys);
+}
 function validateBlueGreen(p: Problems, path: string, value: unknown, replicas: number): BlueGreenConfig | undefined {
-    const v = requiredObject(p, path, value, ["activeColor", "blue", "green", "idleReplicas"]);
+    const v = strategySection(p, path, value, "blueGreen", ["activeColor", "blue", "green", "idleReplicas"]);
     if (!v) return undefined;
     return {
         activeColor: oneOf(p, `${path}.activeColor`, v.activeColor, ["blue", "green"] as const) ?? "blue",
@@ -344,7 +371,7 @@ function validateBlueGreen(p: Problems, path: string, value: unknown, replicas: 
 }
 
 function validateCanary(p: Problems, path: string, value: unknown, replicas: number): CanaryConfig | undefined {
-    const v = requiredObject(p, path, value, ["stable", "canary", "weight", "canaryReplicas"]);
+    const v = strategySection(p, path, value, "canary", ["stable", "canary", "weight", "canaryReplicas"]);
     if (!v) return undefined;
     const weight = integer(p, `${path}.weight`, v.weight, 0, 100) ?? 0;
     const canary = imageVersion(p, `${path}.canary`, v.canary, false);
@@ -435,35 +462,4 @@ function validateBuild(p: Problems, path: string, value: unknown): BuildConfig |
         target: string(p, `${path}.target`, v.target),
         args,
     };
-}
-
-/**
- * An app's `build` is pushed to the environment's Artifact Registry under the version of the track
- * it lands on (see plan/images.ts) and deployed there by digest.
- */
-function validateBuilds(p: Problems, apps: AppConfig[], gcp: GcpConfig, namespace: string): void {
-    for (const app of apps) {
-        if (!app.build) continue;
-        const path = `apps.${app.name}`;
-        if (!gcp.enabled) {
-            p.add(`${path}.build`, "needs platform:gcp.enabled: true (a built image is pushed to the environment's Artifact Registry)", app.build);
-            continue;
-        }
-        if (!gcp.project || !gcp.region) continue; // reported under platform:gcp
-        const repository = builtImageRepository(gcp, namespace, app.name);
-        if (app.image !== repository) {
-            p.add(`${path}.image`, `must be ${repository} when build is set: the tracks this update does not build pull the tags earlier builds pushed there`, app.image);
-        }
-        const target = buildTargetOf(app);
-        if (!target) continue;
-        const key = app.strategy === "rolling" ? "tag" : app.strategy === "blueGreen" ? `blueGreen.${target.track}` : "canary.canary";
-        if (target.version.startsWith("sha256:")) {
-            p.add(`${path}.${key}`, "must be a tag when build is set: the build is pushed under it", target.version);
-        }
-        const deployed = app.strategy === "rolling" || (app.strategy === "blueGreen" ? (app.blueGreen?.idleReplicas ?? 0) > 0 : (app.canary?.weight ?? 0) > 0);
-        const clash = target.others.find((o) => o.version === target.version);
-        if (deployed && clash) {
-            p.add(`${path}.${key}`, `must differ from the ${clash.track} track's version when build is set: the build would be pushed as ${repository}:${target.version}, the tag the ${clash.track} track runs`, target.version);
-        }
-    }
 }

@@ -1,7 +1,8 @@
 import * as assert from "assert";
 import * as fc from "fast-check";
 import * as path from "path";
-import { ConfigError, validateConfig } from "../../components/config/validate";
+import { ConfigError } from "../../components/config/validate";
+import { validateStackConfig } from "../../components/plan/rules";
 import { evaluate } from "../../tools/evaluate";
 import { Manifest, toManifests } from "../../tools/render";
 import { configArbitrary, configOf } from "../configgen";
@@ -49,7 +50,7 @@ describe("server-side dry run of generated configs on the local control plane", 
         await fc.assert(fc.asyncProperty(configArbitrary, async (g) => {
             const cfg = configOf(g);
             try {
-                validateConfig(cfg, g.stack);
+                validateStackConfig(cfg, g.stack);
             } catch (e) {
                 if (e instanceof ConfigError) return;
                 throw e;

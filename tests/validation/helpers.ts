@@ -1,14 +1,15 @@
-import { ConfigError, validateConfig } from "../../components/config/validate";
+import { ConfigError } from "../../components/config/validate";
+import { validateStackConfig } from "../../components/plan/rules";
 import { readStackFile, setPath } from "../harness";
 
 // Validator-level helpers: the config paths and values a refusal names, without evaluating.
 
-/** The problems validateConfig reports for a stack file with overrides, or [] when it accepts it. */
+/** The problems validation (per key, then across apps) reports for a stack file with overrides, or [] when it accepts it. */
 export function problemsOf(stack: string, overrides: Record<string, unknown>): string[] {
     let cfg = readStackFile(stack);
     for (const [k, v] of Object.entries(overrides)) cfg = setPath(cfg, k, v);
     try {
-        validateConfig(cfg, stack);
+        validateStackConfig(cfg, stack);
         return [];
     } catch (e) {
         if (e instanceof ConfigError) return e.problems;

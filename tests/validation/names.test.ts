@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
-import { generatedNames } from "../../components/config/names";
-import { validateConfig } from "../../components/config/validate";
+import { generatedNames } from "../../components/plan/generated";
+import { validateStackConfig } from "../../components/plan/rules";
 import { isAnalysisJob, readStackFile, run, setPath } from "../harness";
 import { problemsOf, refused } from "./helpers";
 
@@ -45,7 +45,7 @@ describe("validation: generated names", () => {
         const overrides = { "platform:apps.api.canary.canary": "2.8.0", "platform:apps.api.canary.weight": 50, "platform:apps.web.blueGreen.blue": "1.5.0" };
         let cfg = readStackFile("production");
         for (const [k, v] of Object.entries(overrides)) cfg = setPath(cfg, k, v);
-        const config = validateConfig(cfg, "production");
+        const config = validateStackConfig(cfg, "production");
         const reserved = new Set(config.apps.flatMap((a) => generatedNames(a, true, true).objects.map((o) => `${o.kind} ${o.name}`)));
         const r = await run("production", overrides);
         const appKinds = ["Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Job", "Ingress", "HTTPRoute"];

@@ -1,8 +1,8 @@
-import { Problems } from "./check";
-import { AppConfig, PostgresConfig, StackConfig } from "./types";
-import { planApp } from "../plan/apps";
-import { preMigrationBackupName } from "../plan/backup";
-import { preReleaseBackupName } from "../plan/release";
+import { Problems } from "../config/check";
+import { AppConfig, PostgresConfig, StackConfig } from "../config/types";
+import { planApp } from "./apps";
+import { preMigrationBackupName } from "./backup";
+import { preReleaseBackupName } from "./release";
 
 // Every name an app can ever generate is reserved for it, whatever its current weight or colour:
 // an operator's next step must not turn a valid config into a collision. The names come from the
