@@ -5,7 +5,7 @@ import { AppChange, notify, Notice } from "./notify";
 import { runUrl } from "./notify";
 import { APP_COMPONENT, failedAnalysisJobs, failedAppsOf, failureLines, StateResource, stackLocked } from "./pulumi-output";
 import {
-    changeCommand, ConfigChange, currentRelease, FAILED_TAG_PREFIX, FailedReleases, failedFromTags, fromTags, hasRecord, heldApps,
+    changeCommand, ConfigChange, currentRelease, FAILED_TAG_PREFIX, releaseChanged, FailedReleases, failedFromTags, fromTags, hasRecord, heldApps,
     restorePlan, StackApps, TAG_PREFIX, toTags, Validated, validatedFrom,
 } from "./release";
 
@@ -303,8 +303,8 @@ export async function deploy(o: Options, cli: Cli = pulumiCli(o)): Promise<Deplo
         const resources = await cli.resources();
         const names = [...new Set([...Object.keys(config), ...Object.keys(validated.apps)])];
         const attributed = failedAppsOf(upOutput, resources, names);
-        const changedApps = Object.keys(config).filter((a) => !validated.apps[a] ||
-            JSON.stringify(currentRelease(a, config[a], validated)) !== JSON.stringify(currentRelease(a, validated.apps[a].release, validated)));
+        const changedApps = Object.keys(config).filter((a) => releaseChanged(a, config[a], validated));
+        if (attributed.unattributed.length) summary.push(`  errors that name no app: ${attributed.unattributed.join(", ")}: every app whose release changed is rolled back`);
         const failedApps = [...new Set([...attributed.apps, ...(attributed.unattributed.length || attributed.apps.length === 0 ? changedApps : [])])]
             .filter((a) => !held.includes(a)).sort();
         const restorable = new Set(failedApps.filter((a) => validated.apps[a] && config[a] !== undefined));

@@ -18,8 +18,11 @@ export function failureLines(output: string, n = 3): string {
 /** The diagnostics blocks of an update: the resource each names and the text under it. */
 function diagnostics(output: string): { type: string; name: string; text: string }[] {
     const blocks: { type: string; name: string; text: string }[] = [];
-    for (const b of output.split(/\n(?=  \S[^\n]* \([^\n]*\):\n)/)) {
-        const m = /^\s*(\S+) \(([^)\n]+)\):\n([\s\S]*)$/.exec(b);
+    // Only the Diagnostics section names resources by type token (`Updating (stack):` is no resource).
+    const at = output.search(/^Diagnostics:$/m);
+    if (at < 0) return blocks;
+    for (const b of output.slice(at).split(/\n(?=  \S[^\n]* \([^\n]*\):\n)/)) {
+        const m = /^ {2}(\S+:\S+) \(([^)\n]+)\):\n([\s\S]*)$/.exec(b);
         if (m) blocks.push({ type: m[1], name: m[2], text: m[3] });
     }
     return blocks;

@@ -165,6 +165,13 @@ export function currentRelease(app: string, config: unknown, validated: Validate
     return out;
 }
 
+/** Whether an app's config names another release than the validated one, on any of its release keys. */
+export function releaseChanged(app: string, config: unknown, validated: Validated): boolean {
+    const v = validated.apps[app];
+    if (!v) return true;
+    return keysOf(app, validated).some((k) => String(at(config, k) ?? "") !== String(v.release[k] ?? ""));
+}
+
 /**
  * The apps whose config still names a release that failed: the same value on every release key
  * (a key absent in both counts as the same). Changing any of them is a new release, tried again.

@@ -5,7 +5,8 @@ import * as os from "os";
 import * as path from "path";
 import { ConfigValues, evaluate, readStackFile, ROOT, setPath } from "../../tools/evaluate";
 import { Cli, CommandResult, deploy, DeployOutcome, EXIT, failedAnalysisJobs, failureLines, parseArgs } from "../../tools/deploy";
-import { failedFromTags, fromTags, StackApps, toTags, validatedFrom } from "../../tools/release";
+import { failedAppsOf } from "../../tools/pulumi-output";
+import { failedFromTags, fromTags, releaseChanged, StackApps, toTags, validatedFrom } from "../../tools/release";
 import { Receiver } from "../analysis/servers";
 
 // The deploy command's decisions, driven through its Pulumi CLI seam by the real program under the
@@ -451,6 +452,32 @@ describe("npm run deploy: its parts", () => {
         // A Job the engine could not even write (the local stack's render-only provider) ran nowhere.
         const unwritten = "Diagnostics:\n  kubernetes:batch/v1:Job (api-analysis-dc754963):\n    error: failed to write YAML file: \"out/local/1-manifest/x.yaml\": is a directory\n\n  pulumi:pulumi:Stack (platform-local):\n    error: update failed\n";
         assert.deepEqual(failedAnalysisJobs(unwritten), []);
+    });
+
+    it("which apps failed: the diagnostics' resources through the state's parents, else by name; a release changed on any key", () => {
+        const state = [
+            { urn: "urn:pulumi:s::platform::platform:core:Environment::staging", type: "platform:core:Environment" },
+            { urn: "urn:pulumi:s::platform::platform:core:Environment$platform:apps:AppRelease::api", type: "platform:apps:AppRelease", parent: "urn:pulumi:s::platform::platform:core:Environment::staging" },
+            { urn: "urn:pulumi:s::platform::platform:core:Environment$platform:apps:AppRelease$kubernetes:apps/v1:Deployment::api-canary", type: "kubernetes:apps/v1:Deployment", parent: "urn:pulumi:s::platform::platform:core:Environment$platform:apps:AppRelease::api" },
+        ];
+        // As the real engine prints it: progress (whose first line looks like a block header), then Diagnostics.
+        const out = (blocks: string[]) => `Updating (s):\n +  kubernetes:batch/v1:Job x creating (0s) error: failed\n\nDiagnostics:\n${blocks.join("\n")}\n  pulumi:pulumi:Stack (platform-s):\n    error: update failed\n`;
+        const deployment = "  kubernetes:apps/v1:Deployment (api-canary):\n    error: 1 error occurred:\n    \t* the Kubernetes API server reported that \"api-canary\" failed to fully initialize\n";
+        // What the real engine printed in tests/e2e/deploy.e2e.ts: a Job it could not write (not in the state).
+        const unwritten = "  kubernetes:batch/v1:Job (api-v2-analysis-b99300f7):\n    error: failed to write YAML file: is a directory\n";
+        const namespace = "  kubernetes:core/v1:Namespace (namespace):\n    error: namespaces \"x\" is forbidden\n";
+        assert.deepEqual(failedAppsOf(out([deployment]), state, ["api", "api-v2", "web"]), { apps: ["api"], unattributed: [] });
+        assert.deepEqual(failedAppsOf(out([unwritten]), state, ["api", "api-v2", "web"]), { apps: ["api-v2"], unattributed: [] });
+        assert.deepEqual(failedAppsOf(out([namespace]), state, ["api", "web"]), { apps: [], unattributed: ["kubernetes:core/v1:Namespace (namespace)"] });
+        const validated = validatedFrom({
+            api: { release: { "canary.stable": "2.7.0", "canary.weight": 10 }, releaseKeys: ["canary.stable", "canary.canary", "canary.weight"] },
+            web: { release: { "blueGreen.activeColor": "blue", "blueGreen.blue": "1.4.2", "blueGreen.green": "1.5.0" }, releaseKeys: ["blueGreen.activeColor", "blueGreen.blue", "blueGreen.green"] },
+        }, new Date());
+        const config: Record<string, unknown> = {
+            api: { canary: { stable: "2.7.0", canary: "2.8.0", weight: "10" } },
+            web: { blueGreen: { activeColor: "blue", blue: "1.4.2", green: "1.5.0" }, replicas: 4 },
+        };
+        assert.deepEqual(Object.keys(config).filter((a) => releaseChanged(a, config[a], validated)), ["api"], "a canary version added is a new release; web's replicas are not a release");
     });
 
     it("usage errors name the missing argument", () => {
