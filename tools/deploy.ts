@@ -1,15 +1,14 @@
-import { spawn } from "child_process";
 import * as path from "path";
-import { readAnalysisResults } from "../components/live";
-import { AppChange, notify, Notice } from "./notify";
-import { runUrl } from "./notify";
-import { APP_COMPONENT, failedAnalysisJobs, failedAppsOf, failureLines, StateResource, stackLocked } from "./pulumi-output";
+import { AppChange, notify, Notice, runUrl } from "./notify";
+import { Cli, pulumiCli } from "./pulumi-cli";
+import { APP_COMPONENT, failedAnalysisJobs, failedAppsOf, failureLines, stackLocked } from "./pulumi-output";
 import {
     changeCommand, ConfigChange, currentRelease, FAILED_TAG_PREFIX, releaseChanged, FailedReleases, failedFromTags, fromTags, hasRecord, heldApps,
     restorePlan, StackApps, TAG_PREFIX, toTags, Validated, validatedFrom,
 } from "./release";
 
 export { failedAnalysisJobs, failureLines } from "./pulumi-output";
+export { Cli, CommandResult, pulumiCli } from "./pulumi-cli";
 
 // npm run deploy -- --stack <stack> [--cwd <dir>] [--retry-failed] [--no-rollback] [-- <pulumi up arguments>]
 //
@@ -53,53 +52,6 @@ export interface Options {
     noticeTimeoutMs?: number;
 }
 
-export interface CommandResult {
-    code: number;
-    stdout: string;
-    stderr: string;
-}
-
-/** Runs the Pulumi CLI; `tee` streams its output as it comes (long updates must show progress). */
-export function pulumiCli(o: Pick<Options, "stack" | "cwd" | "env">) {
-    const run = (args: string[], tee = false): Promise<CommandResult> => new Promise((resolve) => {
-        const p = spawn("pulumi", [...args, "--stack", o.stack, "--non-interactive"], { cwd: o.cwd, env: o.env });
-        let stdout = "", stderr = "";
-        p.stdout.on("data", (d) => { stdout += d; if (tee) process.stdout.write(d); });
-        p.stderr.on("data", (d) => { stderr += d; if (tee) process.stderr.write(d); });
-        p.on("error", (e) => resolve({ code: 127, stdout, stderr: `${stderr}${e.message}` }));
-        p.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    });
-    const json = async (args: string[]): Promise<any> => {
-        const r = await run(args);
-        if (r.code !== 0) throw new Error(`pulumi ${args.join(" ")} failed: ${lastLines(r.stderr + r.stdout, 3)}`);
-        return JSON.parse(r.stdout || "null");
-    };
-    /** An object-valued config key (`pulumi config --json` gives it as objectValue or JSON text). */
-    const configObject = async (key: string): Promise<Record<string, unknown>> => {
-        const v = ((await json(["config", "--json"])) ?? {})[key];
-        return v?.objectValue ?? (v?.value ? JSON.parse(v.value) : {});
-    };
-    return {
-        run,
-        outputs: async (): Promise<StackApps> => ((await json(["stack", "output", "--json", "--show-secrets=false"])) ?? {}).apps ?? {},
-        tags: async (): Promise<Record<string, string>> => (await json(["stack", "tag", "ls", "--json"])) ?? {},
-        appsConfig: () => configObject("platform:apps"),
-        resources: async (): Promise<StateResource[]> => ((await json(["stack", "export"]))?.deployment?.resources ?? [])
-            .map((r: any) => ({ urn: r.urn, type: r.type, ...(r.parent ? { parent: r.parent } : {}) })),
-        /** What the failed analysis Jobs' pods said (pulumi reports only that the Job failed). */
-        analysisResults: async (jobs: string[]): Promise<string[]> => {
-            const namespace = await json(["stack", "output", "namespace", "--json"]);
-            const context = (await configObject("platform:kubernetes")).context as string | undefined;
-            return readAnalysisResults({ namespace, jobs, context });
-        },
-        lastUpdateSucceeded: async (): Promise<boolean> => {
-            const h = (await json(["stack", "history", "--json", "--page-size", "1"])) ?? [];
-            return h[0]?.result === "succeeded";
-        },
-    };
-}
-
-export type Cli = ReturnType<typeof pulumiCli>;
 
 /** Why the update failed: the analysis result when an analysis Job failed, else pulumi's diagnostics. */
 async function whyFailed(cli: Cli, output: string): Promise<{ why: string; note?: string }> {

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { pulumiCli } from "./deploy";
+import { pulumiCli } from "./pulumi-cli";
 import { notify, runUrl } from "./notify";
 import { StackApps } from "./release";
 
