@@ -59,10 +59,14 @@ describe("`npm run deploy` rolls back a failed analysis on a live API server (th
         };
     }
 
-    /** A Stage that fails the analysis pods of `app` except those of the validated state's Job. */
-    async function failAnalysis(name: string, app: string, validatedJob: string, line: string): Promise<void> {
+    /**
+     * A Stage that fails the analysis pods of `app` that verify `version`, except those of the
+     * validated state's Job: the failed release's analysis fails, the restored state's passes.
+     */
+    async function failAnalysis(name: string, app: string, version: string, validatedJob: string, line: string): Promise<void> {
         await stages.add(name, [
             labelIs("app.kubernetes.io/name", `${app}-analysis`),
+            labelIs("app.kubernetes.io/version", version),
             { key: `.metadata.labels["job-name"]`, operator: "NotIn", values: [validatedJob] },
             ...STARTING_JOB_POD,
         ], exits(1, line));
@@ -99,7 +103,7 @@ describe("`npm run deploy` rolls back a failed analysis on a live API server (th
         project?.dispose();
     });
 
-    it("a canary step (Gateway) whose analysis fails: the route is back at the validated weight, no Deployment changed, the team is told", async function () {
+    it("a canary step (Gateway) whose analysis fails: aborted to weight 0 (every request on stable), no other app touched, the team is told", async function () {
         set("apps.api.canary.canary", "2.8.0");
         set("apps.api.canary.weight", 10);
         const step = await deploy("canary 0 → 10 (validated)");
@@ -110,7 +114,7 @@ describe("`npm run deploy` rolls back a failed analysis on a live API server (th
         const deployments = Object.fromEntries((await kube.list(paths.deployments)).map((d) => [d.metadata.name, d.metadata.generation]));
 
         const line = "analysis failed: app api canary 2.8.0, check error-rate: measured 0.2, threshold below 0.1 (1 of 1 measurements failed, failure limit 0)";
-        await failAnalysis("e2e-rb-api-analysis-fails", "api", validatedJob, line);
+        await failAnalysis("e2e-rb-api-analysis-fails", "api", "2.8.0", validatedJob, line);
         receiver.received.length = 0;
         set("apps.api.canary.weight", 50);
         const failed = await deploy("canary 10 → 50 (analysis fails, rolled back)");
@@ -118,17 +122,24 @@ describe("`npm run deploy` rolls back a failed analysis on a live API server (th
         assert.equal(failed.code, 1, failed.out.slice(-4000));
         // pulumi says only that the Job failed; the command reads the pod's result line and leads with it.
         assert.ok(failed.summary.includes(`deploy cluster: FAILED after`) && failed.summary.includes(`s: ${line}`), failed.summary);
-        assert.match(failed.summary, /restored apps\.api\.canary\.weight: "?50"? -> "?10"?/);
-        assert.match(failed.summary, new RegExp(`rolled back in [\\d.]+ s \\(failure to restored traffic\\); re-ran ${validatedJob}: passed`));
+        assert.match(failed.summary, /restored apps\.api\.canary\.weight: "?50"? -> "?0"?/);
+        assert.match(failed.summary, /rolled back in [\d.]+ s \(failure to restored traffic\); the restored state's analysis passed/);
 
         // The server: the 50 % state was reached (the analysis runs after the move), then put back.
         const weightOf = (e: WatchEvent) => e.object.kind === "HTTPRoute" && e.object.spec.rules[0].backendRefs.find((b: Obj) => b.name === "api-canary")?.weight;
         assert.ok(failed.events.some((e) => weightOf(e) === 50), "the route never reached 50 %: the analysis did not run after the move");
-        figures["canary: failed analysis → route back at 10 %"] = failureToRestored(failed.events, (e) => weightOf(e) === 10);
-        assert.deepEqual(await traffic(), before, "traffic is not where the validated release had it");
+        // Aborted: the route sends everything to stable (the canary's errors do not depend on its weight).
+        const allOnStable = (rules: Obj[]) => rules[0].backendRefs.every((b: Obj) => b.name === "api-stable" || b.weight === 0);
+        figures["canary: failed analysis → route all on stable"] = failureToRestored(failed.events, (e) => e.object.kind === "HTTPRoute" && e.object.metadata.name === "api" && allOnStable(e.object.spec.rules));
+        const after = await traffic();
+        assert.ok(allOnStable(after.routes.api), JSON.stringify(after.routes.api));
+        assert.deepEqual({ ...after, routes: { ...after.routes, api: undefined } }, { ...before, routes: { ...before.routes, api: undefined } }, "another app's traffic changed");
+        // Only the failed app was updated: every other app's Deployments are as they were.
         const now = Object.fromEntries((await kube.list(paths.deployments)).map((d) => [d.metadata.name, d.metadata.generation]));
-        assert.deepEqual(now, deployments, "a weight step and its rollback changed a Deployment");
-        assert.equal(outputs().api.analysis.job, validatedJob);
+        const others = (d: Record<string, number>) => Object.fromEntries(Object.entries(d).filter(([n]) => !n.startsWith("api-")));
+        assert.deepEqual(others(now), others(deployments), "the rollback changed another app's Deployment");
+        assert.equal(now["api-canary"], undefined, "the canary's pods are gone");
+        assert.notEqual(outputs().api.analysis.job, validatedJob, "the aborted state ran its own analysis");
 
         const notices = receiver.received.map((m) => (m.text as string).split(":")[0]);
         assert.deepEqual(notices, ["[cluster] deploy started", "[cluster] deploy FAILED", "[cluster] automatic ROLLBACK done"]);
@@ -147,7 +158,7 @@ describe("`npm run deploy` rolls back a failed analysis on a live API server (th
         const activeDeployment = (await kube.get(`${paths.deployments}/web-${active}`))!;
 
         const line = `analysis failed: app web ${idle} 1.5.0, check health: measured HTTP 503, threshold 200 (2 of 2 attempts failed)`;
-        await failAnalysis("e2e-rb-web-analysis-fails", "web", validatedJob, line);
+        await failAnalysis("e2e-rb-web-analysis-fails", "web", "1.5.0", validatedJob, line);
         set("apps.web.blueGreen.activeColor", idle);
         const failed = await deploy("switch (analysis fails, rolled back)");
         process.stdout.write(`${failed.summary.split("\n").map((l) => `      ${l}`).join("\n")}\n`);
