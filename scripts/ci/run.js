@@ -174,7 +174,7 @@ async function main() {
             const w0 = now();
             say(`warming the caches for the next run: waiting for the builds still to do, until the budget's end (${((budget - now()) / 60).toFixed(1)} min left)`);
             const w = await awaitBuilds(builds.map((b) => b.name), budget);
-            rows.push({ name: "warm: the builds left", start: w0, seconds: now() - w0, result: w === "ready" ? "all warm" : w === "failed" ? "a build FAILED (see above)" : "stopped at the budget's end" });
+            rows.push({ name: "warm: the builds left", start: w0, seconds: now() - w0, result: w === "ready" ? "all warm" : w === "failed" ? "a build FAILED (see above)" : interrupted ? "interrupted" : "stopped at the budget's end" });
         }
         stopBuilds = true;
         killAll();
