@@ -17,7 +17,7 @@ function parsePlan(text, file) {
     if (typeof plan.budgetMinutes !== "number" || !(plan.budgetMinutes > 0)) bad("budgetMinutes", "a positive number of minutes", plan.budgetMinutes);
     text_("buildLog", plan.buildLog);
     for (const list of ["install", "builds", "tiers", "cleanup"]) if (!Array.isArray(plan[list])) bad(list, "a list", plan[list]);
-    plan.install.forEach((s, i) => { text_(`install[${i}].name`, s.name); text_(`install[${i}].run`, s.run); });
+    plan.install.forEach((s, i) => { text_(`install[${i}].name`, s.name); text_(`install[${i}].run`, s.run); seconds(`install[${i}].seconds`, s.seconds); });
     const builds = new Set();
     plan.builds.forEach((b, i) => {
         for (const k of ["name", "what", "check", "build"]) text_(`builds[${i}].${k}`, b[k]);
@@ -91,6 +91,29 @@ function decide(tier, { now, budget, builds }) {
     return { run: expected <= left, expected, wait, left, waitingFor: waits.filter((w) => w.seconds > 0) };
 }
 
+/**
+ * What the plan predicts for caches warm or cold as given (`warm`: {build name: true}), if every step
+ * takes its expected time: when each build is done, and each tier's start and end or its skip.
+ */
+function predict(plan, warm, budget) {
+    let t = plan.install.reduce((sum, s) => sum + s.seconds, 0);
+    let end = t;
+    const done = plan.builds.map((b) => {
+        const start = end;
+        end += warm[b.name] ? b.warmSeconds : b.coldSeconds;
+        return { ...b, warm: Boolean(warm[b.name]), estimate: end - start, start, end };
+    });
+    const at = (now) => done.map((b) => ({ ...b, state: b.end <= now ? "done" : b.start <= now ? "running" : "waiting", startedAt: b.start }));
+    const tiers = plan.tiers.map((tier) => {
+        const d = decide(tier, { now: t, budget, builds: at(t) });
+        if (!d.run) return { id: tier.id, name: tier.name, run: false, at: t, expected: d.expected, left: d.left };
+        const start = t + d.wait;
+        t = start + tier.seconds;
+        return { id: tier.id, name: tier.name, run: true, at: start - d.wait, start, end: t };
+    });
+    return { builds: done.map(({ name, warm: w, start, end: e }) => ({ name, warm: w, start, end: e })), tiers, end: t };
+}
+
 const min = (s) => `${(s / 60).toFixed(1)} min`;
 
 /** The loud line of a skipped tier: what, why, and how to run it by hand. */
@@ -131,4 +154,4 @@ function timeTable(rows, total, budget, outcome) {
     ].join("\n");
 }
 
-module.exports = { parsePlan, parseBudget, parseStart, readyIn, decide, skipMessage, lateMessage, timeTable };
+module.exports = { parsePlan, parseBudget, parseStart, readyIn, decide, predict, skipMessage, lateMessage, timeTable };

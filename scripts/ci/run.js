@@ -10,7 +10,7 @@
 const { spawn, spawnSync } = require("child_process");
 const fs = require("fs");
 const path = require("path");
-const { parsePlan, parseBudget, parseStart, decide, skipMessage, lateMessage, timeTable } = require("./budget");
+const { parsePlan, parseBudget, parseStart, decide, predict, skipMessage, lateMessage, timeTable } = require("./budget");
 
 const args = process.argv.slice(2);
 const planFile = args.includes("--plan") ? args[args.indexOf("--plan") + 1] : path.join(__dirname, "plan.json");
@@ -41,6 +41,10 @@ function status() {
     console.log(cold.length
         ? `   builds to do: ${cold.map((b) => b.name).join(", ")}: ~${Math.round(sum / 60)} min one at a time; warm them by hand with: ${cold.map((b) => b.build).join(" && ")}`
         : `   every build is warm`);
+    const p = predict(plan, warm, budget);
+    const m = (sec) => `${(sec / 60).toFixed(0)} min`;
+    console.log(`   expected with these caches (each step taking its estimate; budget ${m(budget)}): builds done at ${p.builds.map((b) => `${b.name} ${m(b.end)}`).join(", ")};`);
+    console.log(`   ${p.tiers.map((t) => t.run ? `tier ${t.id} ${m(t.start)}-${m(t.end)}` : `tier ${t.id} SKIPPED (needs ${m(t.expected)}, ${m(t.left)} left)`).join(", ")}; the tiers end at ${m(p.end)}`);
     return warm;
 }
 
