@@ -93,12 +93,16 @@ async function buildChain() {
         if (stopBuilds) break;
         s.state = "running";
         s.startedAt = now();
+        const from = fs.fstatSync(log).size;
         const r = await sh(s.build, ["ignore", log, log]);
         s.seconds = now() - s.startedAt;
         s.state = r.code === 0 ? "done" : "failed";
         const result = stopBuilds ? "stopped (run over)" : r.code === 0 ? `ok (${s.warm ? "was warm" : "was cold"})` : `FAILED (exit ${r.code}; log ${plan.buildLog})`;
         rows.push({ name: `build: ${s.name} (background)`, start: s.startedAt, seconds: s.seconds, result });
         console.log(`== build: ${s.name}: ${result} in ${s.seconds.toFixed(0)} s`);
+        // the ensure scripts' own timings (each binary's build seconds), for the record of a cold run
+        const said = fs.readFileSync(plan.buildLog).subarray(from).toString("utf8").split("\n").filter((l) => /\b(built|installed|ready in)\b/.test(l));
+        for (const l of said) console.log(`   ${l}`);
         changed();
     }
     fs.closeSync(log);

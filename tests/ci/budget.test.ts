@@ -34,7 +34,7 @@ function fake(opts: { warm?: string[]; failTier?: string; failBuild?: string; ti
     for (const b of opts.warm ?? []) fs.writeFileSync(path.join(dir, `${b}.built`), "");
     const build = (name: string, coldMinutes: number) => ({
         name, what: `fake ${name}`, check: `test -f ${dir}/${name}.built`,
-        build: opts.failBuild === name ? "exit 4" : `sleep 0.2 && touch ${dir}/${name}.built`,
+        build: opts.failBuild === name ? "exit 4" : `sleep 0.2 && touch ${dir}/${name}.built && echo "fake: built ${name} in 0.2s"`,
         coldSeconds: coldMinutes * 60, warmSeconds: 5,
     });
     const tier = (id: string, minutes: number, needs: string[]) => ({
@@ -86,6 +86,8 @@ describe("CI tiers within a time budget (scripts/ci/run.js with fake tiers)", fu
         // the cold caches were warmed on purpose for the next run, within the budget
         assert.match(result(r.out, "warm: the builds left"), /^all warm$/);
         assert.ok(fs.existsSync(path.join(f.dir, "b1.built")) && fs.existsSync(path.join(f.dir, "b2.built")));
+        // each build's own timing lines are echoed from the build log
+        assert.match(r.out, /== build: b1: ok \(was cold\) in 0 s\n {3}fake: built b1 in 0\.2s\n/);
     });
 
     it("the same budget with warm caches skips nothing: every tier runs, then the cleanup", function () {
