@@ -31,6 +31,7 @@ function parsePlan(text, file) {
         for (const k of ["id", "name", "run", "byHand"]) text_(`tiers[${i}].${k}`, t[k]);
         seconds(`tiers[${i}].seconds`, t.seconds);
         if (!Array.isArray(t.needs)) bad(`tiers[${i}].needs`, "a list of build names", t.needs);
+        if (t.always !== undefined && typeof t.always !== "boolean") bad(`tiers[${i}].always`, "true or false", t.always);
         t.needs.forEach((n, j) => { if (!builds.has(n)) bad(`tiers[${i}].needs[${j}]`, `one of the builds (${[...builds].join(", ")})`, n); });
         if (tiers.has(t.id)) bad(`tiers[${i}].id`, "unique", t.id);
         tiers.add(t.id);
@@ -106,7 +107,7 @@ function predict(plan, warm, budget) {
     const at = (now) => done.map((b) => ({ ...b, state: b.end <= now ? "done" : b.start <= now ? "running" : "waiting", startedAt: b.start }));
     const tiers = plan.tiers.map((tier) => {
         const d = decide(tier, { now: t, budget, builds: at(t) });
-        if (!d.run) return { id: tier.id, name: tier.name, run: false, at: t, expected: d.expected, left: d.left };
+        if (!d.run && !tier.always) return { id: tier.id, name: tier.name, run: false, at: t, expected: d.expected, left: d.left };
         const start = t + d.wait;
         t = start + tier.seconds;
         return { id: tier.id, name: tier.name, run: true, at: start - d.wait, start, end: t };

@@ -131,7 +131,8 @@ async function runTier(tier) {
     const label = `tier ${tier.id}: ${tier.name}`;
     if (failed) return rows.push({ name: label, start: now(), result: "not run: an earlier step failed" });
     const d = decide(tier, { now: now(), budget, builds });
-    if (!d.run) {
+    if (!d.run && tier.always) console.log(`CI: tier ${tier.id} (${tier.name}) runs whatever the budget: it is the gate ("always" in the plan).`);
+    if (!d.run && !tier.always) {
         loud(skipMessage(tier, d, budget));
         return rows.push({ name: label, start: now(), result: `SKIPPED: expected ${(d.expected / 60).toFixed(1)} min, ${(d.left / 60).toFixed(1)} min left` });
     }

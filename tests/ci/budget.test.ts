@@ -38,7 +38,7 @@ function fake(opts: { warm?: string[]; failTier?: string; failBuild?: string; ti
         coldSeconds: coldMinutes * 60, warmSeconds: 5,
     });
     const tier = (id: string, minutes: number, needs: string[]) => ({
-        id, name: `fake tier ${id}`, needs, seconds: minutes * 60, byHand: `npm run fake:${id}`,
+        id, name: `fake tier ${id}`, needs, seconds: minutes * 60, byHand: `npm run fake:${id}`, always: id === "1",
         run: id === "3" && opts.tier3 ? opts.tier3 : `${mark(`tier${id}`)}; exit ${opts.failTier === id ? 3 : 0}`,
     });
     const plan = {
@@ -152,6 +152,17 @@ describe("CI tiers within a time budget (scripts/ci/run.js with fake tiers)", fu
         assert.match(result(out, "tier 3: fake tier 3"), /^INTERRUPTED$/);
         assert.match(result(out, "total"), /^INTERRUPTED$/);
         assert.deepEqual(f.ran(), ["install", "tier1", "tier2", "cleanup"]);
+    });
+
+    it("the gate tier (always) runs even when it does not fit: CI_BUDGET_MINUTES=1 runs tier 1 only, and its failure fails the run", function () {
+        const f = fake({ warm: ["b1", "b2"] });
+        const r = run(f, { CI_BUDGET_MINUTES: "1" });
+        assert.equal(r.status, 0, r.out);
+        assert.deepEqual(f.ran(), ["install", "tier1"]);
+        assert.match(r.out, /CI: tier 1 \(fake tier 1\) runs whatever the budget: it is the gate/);
+        assert.match(result(r.out, "tier 3: fake tier 3"), /^SKIPPED: expected 10\.\d min, [01]\.\d min left$/);
+        const g = fake({ warm: ["b1", "b2"], failTier: "1" });
+        assert.equal(run(g, { CI_BUDGET_MINUTES: "1" }).status, 1);
     });
 
     it("a bad CI_BUDGET_MINUTES is one sentence and exit 2, before anything runs", function () {
