@@ -42,11 +42,15 @@ export interface HealthOptions extends HealthLimits {
 
 export interface HealthResult extends Finding { stack: string; line: string }
 
-interface StackView { outputs: HealthOutputs; context?: string }
+interface StackView {
+    outputs: HealthOutputs;
+    /** The kube context to read the cluster with (undefined: the kubeconfig's current one); read only when needed. */
+    context: () => Promise<string | undefined>;
+}
 
 async function stackView(o: HealthOptions, stack: string): Promise<StackView> {
     const file = o.outputsFiles[stack];
-    if (file) return { outputs: JSON.parse(fs.readFileSync(file, "utf8")) ?? {}, context: o.contexts[stack] };
+    if (file) return { outputs: JSON.parse(fs.readFileSync(file, "utf8")) ?? {}, context: async () => o.contexts[stack] };
     const cli = pulumiCli({ stack, cwd: path.resolve(__dirname, ".."), upArgs: [], env: o.env, out: o.out });
     const json = async (args: string[]) => {
         const r = await cli.run(args);
@@ -54,11 +58,15 @@ async function stackView(o: HealthOptions, stack: string): Promise<StackView> {
         return JSON.parse(r.stdout || "null");
     };
     const outputs = (await json(["stack", "output", "--json", "--show-secrets=false"])) ?? {};
-    if (o.contexts[stack]) return { outputs, context: o.contexts[stack] };
-    // The context the stack deploys with (as `npm run deploy` reads it); none: the kubeconfig's current one.
-    const k = ((await json(["config", "--json"])) ?? {})["platform:kubernetes"];
-    const kube = k?.objectValue ?? (k?.value ? JSON.parse(k.value) : {});
-    return { outputs, context: kube.context };
+    return {
+        outputs,
+        context: async () => {
+            if (o.contexts[stack]) return o.contexts[stack];
+            // The context the stack deploys with (as `npm run deploy` reads it).
+            const k = ((await json(["config", "--json"])) ?? {})["platform:kubernetes"];
+            return (k?.objectValue ?? (k?.value ? JSON.parse(k.value) : {})).context;
+        },
+    };
 }
 
 async function urlFinding(o: HealthOptions, app: string, url: string): Promise<Finding> {
@@ -73,7 +81,7 @@ async function checkStack(o: HealthOptions, stack: string, view: StackView): Pro
     let live: LiveWorkloads | undefined;
     if (needsCluster(outputs) && outputs.namespace) {
         try {
-            live = await (o.readWorkloads ?? readWorkloads)({ namespace: outputs.namespace, context: view.context });
+            live = await (o.readWorkloads ?? readWorkloads)({ namespace: outputs.namespace, context: await view.context() });
         } catch (e) {
             findings.push({ subject: "cluster", passed: false, measured: (e as Error).message, limit: `the backups and Deployments of namespace ${outputs.namespace} readable` });
         }
