@@ -142,6 +142,8 @@ export class AppRelease extends pulumi.ComponentResource {
             strategy: app.strategy,
             images: Object.fromEntries(plan.tracks.map((t) => [t.track, imageOf(args, t.track, t.image)])),
             replicas: Object.fromEntries(plan.tracks.map((t) => [t.track, t.autoscaled ? `autoscaled ${app.autoscaling!.minReplicas}-${app.autoscaling!.maxReplicas}` : t.replicas])),
+            // The hourly health check counts the ready pods of these (apps without a route).
+            deployments: Object.fromEntries(plan.tracks.map((t) => [t.track, t.deployment])),
             traffic: plan.traffic,
             services: Object.fromEntries(plan.services.map((s) => [s.role === "track" ? s.track! : s.role, svcHost(s.name)])),
             // https only where TLS is configured: an advertised https URL must not lead to a plain listener.

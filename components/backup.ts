@@ -259,15 +259,19 @@ export class Backup extends pulumi.ComponentResource {
                 },
             }, { parent: this });
 
-        cronJob(`${kind}-backup`, config.schedule, this.podSpec, this.podLabels);
+        const backupCronJob = `${kind}-backup`;
+        const drillCronJob = `${kind}-restore-drill`;
+        cronJob(backupCronJob, config.schedule, this.podSpec, this.podLabels);
         // The drill never connects to the live server: its pods get no client label, so no access, and
         // a selector of their own (their NetworkPolicy admits no data service).
-        cronJob(`${kind}-restore-drill`, config.restoreDrill.schedule, drillSpec, { ...labels, ...selectorLabels(`${kind}-restore-drill`, args.stack) });
+        cronJob(drillCronJob, config.restoreDrill.schedule, drillSpec, { ...labels, ...selectorLabels(drillCronJob, args.stack) });
 
         this.outputs = {
             ...this.outputs,
             schedule: config.schedule,
             restoreDrill: config.restoreDrill.schedule,
+            // The hourly health check reads these CronJobs' last success and last run.
+            cronJobs: { backup: backupCronJob, drill: drillCronJob },
             keep: { daily: config.keepDaily, weekly: config.keepWeekly, monthly: config.keepMonthly },
         };
         this.registerOutputs(this.outputs);

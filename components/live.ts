@@ -4,6 +4,7 @@ import * as https from "https";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
+import { PART_OF } from "./plan/names";
 
 // What the cluster runs now, read while the program runs (in `pulumi preview` and `pulumi up`):
 // the size the autoscaler gave each live track and the track each traffic Service selects. The plan
@@ -60,6 +61,88 @@ export async function readAnalysisResults(q: { namespace: string; jobs: string[]
         }
     }
     return [...new Set(lines)];
+}
+
+// ---- what the hourly health check reads (tools/healthcheck.ts) ------------------------------
+
+/** A CronJob as the health check sees it: its name and what its controller last recorded. */
+export interface LiveCronJob {
+    name: string;
+    created: string;
+    /** status.lastSuccessfulTime: the completion of its last Job that succeeded (absent: never). */
+    lastSuccessfulTime?: string;
+    lastScheduleTime?: string;
+}
+
+export interface LiveJob {
+    name: string;
+    /** The CronJob that created it (ownerReferences), if any. */
+    cronJob?: string;
+    created: string;
+    /** "running" until a Complete or Failed condition is True. */
+    outcome: "running" | "succeeded" | "failed";
+    /** When it finished (the condition's transition time), and why it failed. */
+    finishedAt?: string;
+    reason?: string;
+}
+
+export interface LiveDeployment {
+    name: string;
+    /** spec.replicas: what it wants now (the autoscaler's choice for an autoscaled track). */
+    replicas: number;
+    /** status.readyReplicas; 0 when the controller has not written it. */
+    readyReplicas: number;
+}
+
+export interface LiveWorkloads {
+    cronJobs: Record<string, LiveCronJob>;
+    jobs: LiveJob[];
+    deployments: Record<string, LiveDeployment>;
+}
+
+export interface WorkloadsQuery { namespace: string; context?: string }
+
+export function cronJobOf(o: Obj): LiveCronJob {
+    return {
+        name: o.metadata.name, created: o.metadata.creationTimestamp,
+        ...(o.status?.lastSuccessfulTime ? { lastSuccessfulTime: o.status.lastSuccessfulTime } : {}),
+        ...(o.status?.lastScheduleTime ? { lastScheduleTime: o.status.lastScheduleTime } : {}),
+    };
+}
+
+export function jobOf(o: Obj): LiveJob {
+    const conditions: Obj[] = o.status?.conditions ?? [];
+    const done = (type: string) => conditions.find((c) => c.type === type && c.status === "True");
+    const failed = done("Failed");
+    const complete = done("Complete");
+    const owner = (o.metadata.ownerReferences ?? []).find((r: Obj) => r.kind === "CronJob");
+    return {
+        name: o.metadata.name, created: o.metadata.creationTimestamp,
+        ...(owner ? { cronJob: owner.name } : {}),
+        outcome: failed ? "failed" : complete ? "succeeded" : "running",
+        ...(failed || complete ? { finishedAt: (failed ?? complete)!.lastTransitionTime ?? o.status?.completionTime } : {}),
+        ...(failed?.reason ? { reason: failed.reason } : {}),
+    };
+}
+
+export function deploymentOf(o: Obj): LiveDeployment {
+    return { name: o.metadata.name, replicas: o.spec?.replicas ?? 1, readyReplicas: o.status?.readyReplicas ?? 0 };
+}
+
+/** The objects this program manages in a namespace: one LIST per kind (CronJobs, Jobs, Deployments). */
+export async function readWorkloads(q: WorkloadsQuery): Promise<LiveWorkloads> {
+    const c = connect(q.context, "the backups and Deployments");
+    const selector = `labelSelector=${encodeURIComponent(`app.kubernetes.io/part-of=${PART_OF}`)}`;
+    const [cronJobs, jobs, deployments] = await Promise.all([
+        list(c, `/apis/batch/v1/namespaces/${q.namespace}/cronjobs?${selector}`),
+        list(c, `/apis/batch/v1/namespaces/${q.namespace}/jobs?${selector}`),
+        list(c, `/apis/apps/v1/namespaces/${q.namespace}/deployments?${selector}`),
+    ]);
+    return {
+        cronJobs: Object.fromEntries(cronJobs.map((o) => [o.metadata.name, cronJobOf(o)])),
+        jobs: jobs.map(jobOf),
+        deployments: Object.fromEntries(deployments.map((o) => [o.metadata.name, deploymentOf(o)])),
+    };
 }
 
 // ---- reading a real cluster, with the kubeconfig the kubernetes provider uses ----------------
@@ -133,6 +216,18 @@ function connect(context: string | undefined, reading: string): Connection {
             cert, key,
         }),
     };
+}
+
+/** Every item of a collection, page by page (a missing namespace is an empty list). */
+async function list(c: Connection, p: string): Promise<Obj[]> {
+    const items: Obj[] = [];
+    let next: string | undefined;
+    do {
+        const page = await get(c, `${p}&limit=500${next ? `&continue=${encodeURIComponent(next)}` : ""}`);
+        items.push(...(page?.items ?? []));
+        next = page?.metadata?.continue || undefined;
+    } while (next);
+    return items;
 }
 
 function get(c: Connection, p: string): Promise<Obj | undefined> {

@@ -226,6 +226,7 @@ describe("backups", () => {
             serviceAccount: "production-postgres-bak@acme-production.iam.gserviceaccount.com",
             drillServiceAccount: "production-postgres-drill@acme-production.iam.gserviceaccount.com",
             schedule: "15 2 * * *", restoreDrill: "0 5 1 * *", keep: { daily: 7, weekly: 4, monthly: 6 },
+            cronJobs: { backup: "postgres-backup", drill: "postgres-restore-drill" },
         });
         assert.equal(r.staging.outputs.backups.redis.destination, "pvc/redis-backups");
     });

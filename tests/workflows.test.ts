@@ -82,7 +82,11 @@ export function workflowProblems(wf: Workflow): string[] {
             if (!needsOf(job).includes("checks")) problems.push(`job ${name} runs pulumi before the checks pass`);
         }
         for (const step of [...commandSteps(job, "deploy"), ...commandSteps(job, "healthcheck")]) {
-            if (step.env?.PULUMI_ACCESS_TOKEN !== "${{ secrets.PULUMI_ACCESS_TOKEN }}") problems.push(`job ${name} runs the Pulumi CLI without PULUMI_ACCESS_TOKEN from secrets`);
+            // The health check only reads: the read-only token of a *-preview environment, never the deployers'.
+            const reads = !commandSteps(job, "deploy").includes(step);
+            const token = reads ? "${{ secrets.PULUMI_PREVIEW_ACCESS_TOKEN }}" : "${{ secrets.PULUMI_ACCESS_TOKEN }}";
+            if (step.env?.PULUMI_ACCESS_TOKEN !== token) problems.push(`job ${name} runs the Pulumi CLI without PULUMI_ACCESS_TOKEN: ${token}`);
+            if (reads && !previewOnly) problems.push(`job ${name} runs the health check outside a *-preview environment (its credentials must be read-only)`);
             if (step.env?.PLATFORM_WEBHOOK_URL !== "${{ secrets.PLATFORM_WEBHOOK_URL }}") problems.push(`job ${name} cannot announce: PLATFORM_WEBHOOK_URL is not the secret`);
             if (!installsPulumi(job)) problems.push(`job ${name} runs the Pulumi CLI without installing it`);
             if (/\$\{\{/.test(step.run!)) problems.push(`job ${name} puts an expression into the command line (pass it through env)`);
@@ -235,14 +239,27 @@ describe("CI workflows", () => {
         assert.ok(minutes("deploy-staging.yml") >= analysis + rollouts, `staging: ${minutes("deploy-staging.yml")} min`);
     });
 
-    it("every hour, the health check reads every stack's outputs and checks each app URL with retries, announcing failures", () => {
+    it("every hour, the health check of each stack reads its outputs and cluster read-only, with retries, announcing failures", () => {
         const wf = load("health.yml");
         assert.deepEqual(wf.on.schedule, [{ cron: "17 * * * *" }]);
         const [job] = Object.values(wf.jobs);
         const [step] = commandSteps(job, "healthcheck");
-        assert.match(step.run!, /--stack "\$PULUMI_ORG\/staging" --stack "\$PULUMI_ORG\/production"/);
+        assert.deepEqual(job.strategy?.matrix?.stack, ["staging", "production"]);
+        assert.equal((job.strategy as { "fail-fast"?: boolean })["fail-fast"], false, "one stack's failure must not cancel the other's check");
+        assert.match(step.run!, /--stack "\$PULUMI_ORG\/\$STACK"/);
+        assert.equal(step.env?.STACK, "${{ matrix.stack }}");
         assert.match(step.run!, /--attempts [2-9]/);
-        assert.ok(!job.environment, "reading outputs needs no deploy environment");
+        assert.equal(job.environment, "${{ matrix.stack }}-preview", "the read-only credentials of that stack's preview environment");
+        assert.ok(job.steps!.some((s) => s.uses?.startsWith("google-github-actions/get-gke-credentials@")), "backups and Deployments are read from the cluster");
         assert.ok(!isDeploy(job));
+        assert.deepEqual(workflowProblems(wf), []);
+        const healthStep = (w: Workflow) => commandSteps(Object.values(w.jobs)[0], "healthcheck")[0];
+        const mutated = (change: (w: Workflow) => void) => {
+            const copy = JSON.parse(JSON.stringify(wf)) as Workflow;
+            change(copy);
+            return workflowProblems(copy).join("\n");
+        };
+        assert.match(mutated((w) => (healthStep(w).env!.PULUMI_ACCESS_TOKEN = "${{ secrets.PULUMI_ACCESS_TOKEN }}")), /without PULUMI_ACCESS_TOKEN: \$\{\{ secrets\.PULUMI_PREVIEW_ACCESS_TOKEN \}\}/);
+        assert.match(mutated((w) => (Object.values(w.jobs)[0].environment = "production")), /health check outside a \*-preview environment/);
     });
 });

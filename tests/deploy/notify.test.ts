@@ -82,13 +82,14 @@ describe("hourly health check (npm run healthcheck)", function () {
         fs.rmSync(dir, { recursive: true, force: true });
     });
 
-    const outputs = (stack: string) => {
+    const outputs = (stack: string, extra: Record<string, unknown> = {}) => {
         const file = path.join(dir, `${stack}.json`);
         fs.writeFileSync(file, JSON.stringify({
+            namespace: stack,
             apps: {
                 web: { healthUrl: web.url(), images: { blue: "r/web:1.4.2" }, traffic: { active: "blue" } },
                 api: { healthUrl: api.url(), images: { stable: "r/api:2.7.0" }, traffic: { stable: 100, canary: 0 } },
-                worker: { images: { main: "r/worker:2.7.0" } },
+                ...extra,
             },
         }));
         return ["--outputs", `${stack}=${file}`, "--stack", stack];
@@ -100,20 +101,37 @@ describe("hourly health check (npm run healthcheck)", function () {
         const r = await healthcheck([...outputs("staging"), ...outputs("production"), "--attempts", "2", "--interval", "0"], env());
         assert.equal(r.code, 0, r.out);
         assert.equal(r.out.match(/: healthy: /g)?.length, 4);
-        assert.match(r.out, /staging worker: no public URL \(no route\): not checked/);
         assert.equal(receiver.received.length, 0);
+    });
+
+    it("an app without a route is not taken as healthy: its Deployments are read from the cluster, and no cluster fails the run", async () => {
+        const worker = { worker: { images: { main: "r/worker:2.7.0" }, deployments: { main: "worker-main" }, replicas: { main: 2 } } };
+        const before = receiver.received.length;
+        const r = await healthcheck([...outputs("staging", worker), "--attempts", "1"], { ...env(), KUBECONFIG: path.join(dir, "no-such-kubeconfig") });
+        assert.equal(r.code, 1, r.out);
+        assert.match(r.out, /^staging cluster: UNHEALTHY: platform: cannot read the backups and Deployments from the cluster: no kubeconfig \(set KUBECONFIG or create ~\/\.kube\/config\); limit the backups and Deployments of namespace staging readable$/m);
+        assert.equal(receiver.received.length - before, 1);
+    });
+
+    it("a stack whose outputs name no app fails", async () => {
+        const file = path.join(dir, "empty.json");
+        fs.writeFileSync(file, "{}");
+        const r = await healthcheck(["--outputs", `staging=${file}`, "--stack", "staging"], env());
+        assert.equal(r.code, 1, r.out);
+        assert.match(r.out, /^staging stack outputs: UNHEALTHY: no `apps` output/m);
     });
 
     it("an app that stays down after its retries: exit 1 and one notice naming stack, app and status", async () => {
         api.status = 503;
         const before = api.requests;
+        const notices = receiver.received.length;
         const r = await healthcheck([...outputs("production"), "--attempts", "3", "--interval", "0"], env());
         assert.equal(r.code, 1, r.out);
         assert.equal(api.requests - before, 3);
         assert.match(r.out, /production api: UNHEALTHY: http:\/\/127\.0\.0\.1:\d+\/healthz answered HTTP 503 \(3 attempts\)/);
-        assert.equal(receiver.received.length, 1);
-        const text = receiver.received[0].text as string;
-        assert.match(text, /^\[production\] health check FAILED: api http:\/\/127\.0\.0\.1:\d+\/healthz answered HTTP 503 \(3 attempts\)\n• api: versions stable 2\.7\.0; traffic \{"stable":100,"canary":0\}\nrun: https:\/\/ci\.example\/run\/9$/);
+        assert.equal(receiver.received.length - notices, 1);
+        const text = receiver.received[notices].text as string;
+        assert.match(text, /^\[production\] health check FAILED: api: http:\/\/127\.0\.0\.1:\d+\/healthz answered HTTP 503 \(3 attempts\) \(limit HTTP 200 within 3 attempts\)\n• api: versions stable 2\.7\.0; traffic \{"stable":100,"canary":0\}\nrun: https:\/\/ci\.example\/run\/9$/);
         assert.ok(!r.out.includes(receiver.secretPath), "the webhook URL must never be printed");
         api.status = 200;
     });
