@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { metadata, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
+import { metadata, podPlacement, PodPlacementConfig, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
 import { ANALYSIS_TIMEOUT_SECONDS, AnalysisPlan } from "./plan/analysis";
 import { selectorLabels, versionLabel } from "./plan/names";
 
@@ -27,6 +27,9 @@ export interface AnalysisArgs {
     stack: string;
     labels: Record<string, string>;
     scriptsConfigMap: pulumi.Input<string>;
+    /** kubernetes.placement: the nodes this runs on. */
+    placement?: PodPlacementConfig;
+
     /** The traffic objects and tracks of this state: the analysis starts once they are done. */
     after: pulumi.Resource[];
 }
@@ -59,6 +62,7 @@ export class Analysis extends pulumi.ComponentResource {
                     spec: {
                         restartPolicy: "Never",
                         securityContext: restrictedPodSecurity(NODE_UID),
+                        ...podPlacement(args.placement),
                         automountServiceAccountToken: false,
                         volumes: [{ name: "scripts", configMap: { name: args.scriptsConfigMap, defaultMode: 0o444 } }],
                         containers: [{
