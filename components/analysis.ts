@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { ANALYSIS_ENV } from "./config/env";
-import { metadata, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
+import { metadata, podPlacement, PodPlacementConfig, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity } from "./kube";
 import { ANALYSIS_TIMEOUT_SECONDS, AnalysisPlan } from "./plan/analysis";
 import { selectorLabels, versionLabel } from "./plan/names";
 
@@ -28,6 +28,8 @@ export interface AnalysisArgs {
     scriptsConfigMap: pulumi.Input<string>;
     /** Node.js 20 (`images.analysis`): the program needs only its built-ins. */
     image: string;
+    /** kubernetes.placement: the nodes this runs on. */
+    placement?: PodPlacementConfig;
     /** The traffic objects and tracks of this state: the analysis starts once they are done. */
     after: pulumi.Resource[];
 }
@@ -60,6 +62,7 @@ export class Analysis extends pulumi.ComponentResource {
                     spec: {
                         restartPolicy: "Never",
                         securityContext: restrictedPodSecurity(NODE_UID),
+                        ...podPlacement(args.placement),
                         automountServiceAccountToken: false,
                         volumes: [{ name: "scripts", configMap: { name: args.scriptsConfigMap, defaultMode: 0o444 } }],
                         containers: [{

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { BackupConfig, Resources } from "./config/types";
-import { awaitTimeouts, fromSecret, metadata, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity, volumeClaimSpec } from "./kube";
+import { awaitTimeouts, fromSecret, metadata, podPlacement, PodPlacementConfig, REPLACE_UNREADY, restrictedContainerSecurity, restrictedPodSecurity, volumeClaimSpec } from "./kube";
 import { backupBucketName, bucketRetentionDays, NONCURRENT_VERSION_DAYS } from "./plan/backup";
 import { selectorLabels, usesLabel } from "./plan/names";
 
@@ -49,6 +49,8 @@ export interface BackupArgs {
     serverResources?: Resources;
     /** Google Cloud project and region, for the gcs destination. */
     gcp?: { project: string; region: string };
+    /** kubernetes.placement: the nodes this runs on. */
+    placement?: PodPlacementConfig;
 }
 
 /** Verified daily backups of one data service, their retention, destination and restore drill. */
@@ -227,6 +229,7 @@ export class Backup extends pulumi.ComponentResource {
             // Workload Identity needs no token; the metadata server answers for the pod.
             automountServiceAccountToken: false,
             securityContext: restrictedPodSecurity(BACKUP_UID, BACKUP_UID),
+            ...podPlacement(args.placement),
             volumes: drill ? volumes.filter((v) => v.name !== "credentials") : volumes,
         });
         // The Redis drill loads the whole RDB into a scratch server: it needs the live server's memory.

@@ -51,7 +51,10 @@ export class Environment extends pulumi.ComponentResource {
             },
         }, { ...resource, ...keep });
         this.namespace = ns.metadata.name;
-        const common = { namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, protectData: plan.protectData };
+        const common = {
+            namespace: this.namespace, namespaceName: plan.namespace, stack: config.stack, labels: plan.labels, protectData: plan.protectData,
+            placement: config.kubernetes.placement,
+        };
 
         // Google Cloud (only with platform:gcp.enabled): registry, builds, and managed data services
         // that replace the in-cluster ones behind the same Secrets.
@@ -152,7 +155,7 @@ export class Environment extends pulumi.ComponentResource {
             const release = this.apps[name];
             new Analysis(`${name}-analysis`, {
                 app: name, plan: analysis!, namespace: this.namespace, stack: plan.config.stack, labels: plan.labels,
-                scriptsConfigMap: scripts.metadata.name, image: plan.config.images.analysis, after: release.trafficMoved,
+                scriptsConfigMap: scripts.metadata.name, image: plan.config.images.analysis, after: release.trafficMoved, placement: plan.config.kubernetes.placement,
             }, { parent: release });
             out[name] = { job: analysis!.job, track: analysis!.track, version: analysis!.version, checks: analysis!.spec.http.length + 1 + (analysis!.spec.prometheus?.checks.length ?? 0) };
         }

@@ -62,6 +62,17 @@ export function awaitTimeouts(deadlineSeconds: number): pulumi.CustomTimeouts {
     return { create: t, update: t };
 }
 
+export interface PodPlacementConfig { nodeSelector: Record<string, string>; tolerations: k8s.types.input.core.v1.Toleration[] }
+
+/** `nodeSelector` and `tolerations` of a pod spec, each only when set (config/placement.ts). */
+export function podPlacement(placement: PodPlacementConfig | undefined):
+    { nodeSelector?: Record<string, string>; tolerations?: k8s.types.input.core.v1.Toleration[] } {
+    return {
+        ...(placement && Object.keys(placement.nodeSelector).length ? { nodeSelector: placement.nodeSelector } : {}),
+        ...(placement && placement.tolerations.length ? { tolerations: placement.tolerations } : {}),
+    };
+}
+
 /** A ReadWriteOnce volume claim of `storage`, on `storageClass` when given. */
 export function volumeClaimSpec(storage: string, storageClass?: string): k8s.types.input.core.v1.PersistentVolumeClaimSpec {
     return {

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DATA_ENV } from "./config/env";
 import { PostgresConfig } from "./config/types";
-import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, volumeClaimSpec } from "./kube";
+import { declareClientAccess, fromSecret, metadata, podPlacement, PodPlacementConfig, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, volumeClaimSpec } from "./kube";
 import { LABEL_TIER, selectorLabels } from "./plan/names";
 
 /** How apps reach a data service: one Secret with the same keys whatever runs the service. */
@@ -27,6 +27,8 @@ export interface PostgresArgs {
     /** The server image (platform:images.postgres). */
     image: string;
     protectData: boolean;
+    /** kubernetes.placement: the nodes this runs on. */
+    placement?: PodPlacementConfig;
 }
 
 export const POSTGRES_PORT = 5432;
@@ -86,6 +88,7 @@ export class Postgres extends pulumi.ComponentResource {
                     metadata: { labels },
                     spec: {
                         securityContext: restrictedPodSecurity(POSTGRES_UID, POSTGRES_UID),
+                        ...podPlacement(args.placement),
                         automountServiceAccountToken: false,
                         terminationGracePeriodSeconds: 60,
                         containers: [{

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { DATA_ENV } from "./config/env";
 import { RedisConfig } from "./config/types";
-import { declareClientAccess, fromSecret, metadata, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, TMP_MOUNT, TMP_VOLUME, volumeClaimSpec } from "./kube";
+import { declareClientAccess, fromSecret, metadata, podPlacement, PodPlacementConfig, resources, restrictedContainerSecurity, restrictedPodSecurity, shell, TMP_MOUNT, TMP_VOLUME, volumeClaimSpec } from "./kube";
 import { LABEL_TIER, selectorLabels } from "./plan/names";
 import { Connection } from "./postgres";
 
@@ -17,6 +17,8 @@ export interface RedisArgs {
     /** The server image (platform:images.redis). */
     image: string;
     protectData: boolean;
+    /** kubernetes.placement: the nodes this runs on. */
+    placement?: PodPlacementConfig;
 }
 
 export const REDIS_PORT = 6379;
@@ -77,6 +79,7 @@ save ${config.persistence ? "3600 1 300 100 60 10000" : '""'}
                     metadata: { labels },
                     spec: {
                         securityContext: restrictedPodSecurity(REDIS_UID, REDIS_UID),
+                        ...podPlacement(args.placement),
                         automountServiceAccountToken: false,
                         terminationGracePeriodSeconds: 30,
                         containers: [{

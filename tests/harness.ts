@@ -7,7 +7,7 @@ import { Manifest, toManifests } from "../tools/render";
 export { evaluate, evaluateStack, readStackFile, setPath };
 export type { Evaluation, RegisteredResource };
 
-export const STACKS = ["local", "cluster", "staging", "production"] as const;
+export const STACKS = ["local", "cluster", "node", "staging", "production"] as const;
 
 /** The VPC of the managed data services in the tests' production overrides. */
 export const NETWORK = "projects/acme-production/global/networks/main";

@@ -14,7 +14,7 @@ const REAL_NODE = {
     "platform:apps.web.nodePort": 30080,
 };
 
-describe("placement: nodeSelector, tolerations, imagePullPolicy, nodePort", () => {
+describe("placement: nodeSelector, tolerations, imagePullPolicy, nodePort; kubernetes.placement", () => {
     it("puts every pod that runs the app's image on the selected nodes, with its pull policy", async () => {
         const r = await run("local", REAL_NODE);
         const pods = [...r.ofKind("Deployment").filter((d) => d.metadata.name.startsWith("web-")), ...r.ofKind("Job").filter((j) => j.metadata.name.startsWith("web-smoke-"))]
@@ -50,6 +50,30 @@ describe("placement: nodeSelector, tolerations, imagePullPolicy, nodePort", () =
         assert.equal(r.object("Service", "api-canary").spec.type, undefined);
     });
 
+    it("kubernetes.placement puts the platform's own pods (data services, backups, drills, analysis) on the selected nodes, not the apps", async () => {
+        const placement = { nodeSelector: { "platform.dev/node": "real" }, tolerations: [{ key: "platform.dev/real-node", operator: "Equal", value: "true", effect: "NoSchedule" }] };
+        const r = await run("staging", {
+            "platform:kubernetes.placement": placement, "platform:postgres.backup.beforeMigrations": true,
+            "platform:apps.worker.analysis": { http: [{ name: "health", path: "/healthz", attempts: 1, intervalSeconds: 1 }] },
+        });
+        const podSpec = (o: any) => (o.kind === "CronJob" ? o.spec.jobTemplate.spec.template.spec : o.spec.template.spec);
+        const own = [...r.ofKind("StatefulSet"), ...r.ofKind("CronJob"), ...r.ofKind("Job").filter((j) => /backup|analysis/.test(j.metadata.name))];
+        const names = own.map((o) => `${o.kind}/${o.metadata.name}`);
+        for (const expected of ["StatefulSet/postgres", "StatefulSet/redis", "CronJob/postgres-backup", "CronJob/postgres-restore-drill", "CronJob/redis-backup"]) {
+            assert.ok(names.includes(expected), `${expected} missing from ${names}`);
+        }
+        assert.ok(names.some((n) => n.startsWith("Job/") && n.includes("analysis")), `no analysis Job in ${names}`);
+        assert.ok(names.some((n) => n.startsWith("Job/") && n.includes("backup")), `no one-off backup Job in ${names}`);
+        for (const o of own) {
+            assert.deepEqual(podSpec(o).nodeSelector, placement.nodeSelector, `${o.kind}/${o.metadata.name}`);
+            assert.deepEqual(podSpec(o).tolerations, placement.tolerations, `${o.kind}/${o.metadata.name}`);
+        }
+        // Apps keep their own placement (none here), and a stack without the key places nothing.
+        for (const d of r.ofKind("Deployment")) assert.equal(d.spec.template.spec.nodeSelector, undefined, d.metadata.name);
+        const plain = await run("staging", {});
+        for (const o of plain.ofKind("StatefulSet")) assert.deepEqual([podSpec(o).nodeSelector, podSpec(o).tolerations], [undefined, undefined], o.metadata.name);
+    });
+
     it("refuses what Kubernetes or the traffic model would refuse, naming the key", () => {
         const p = problemsOf("local", {
             "platform:apps.web.nodeSelector": { "bad key!": "x", "platform.dev/node": "no spaces" },
@@ -68,5 +92,9 @@ describe("placement: nodeSelector, tolerations, imagePullPolicy, nodePort", () =
         refused(problemsOf("staging", { "platform:apps.api.nodePort": 30080 }), "platform:apps.api.nodePort", "canary routed by nginx has none");
         refused(problemsOf("production", { "platform:apps.worker.nodePort": 30080 }), "platform:apps.worker.nodePort", "not allowed in production");
         assert.deepEqual(problemsOf("local", REAL_NODE), []);
+        const k = problemsOf("local", { "platform:kubernetes.placement": { nodeSelector: { "bad key!": "x" }, tolerations: [{ operator: "Equal" }], imagePullPolicy: "Never" } });
+        refused(k, "platform:kubernetes.placement.nodeSelector", "invalid label key \"bad key!\"");
+        refused(k, "platform:kubernetes.placement.tolerations[0].key", "required unless operator is \"Exists\"");
+        refused(k, "platform:kubernetes.placement.imagePullPolicy", "not a known key");
     });
 });

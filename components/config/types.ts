@@ -149,7 +149,12 @@ export interface StackConfig {
     stack: string;
     tier: Tier;
     namespace: string;
-    kubernetes: { renderYamlToDirectory?: string; context?: string };
+    kubernetes: {
+        renderYamlToDirectory?: string;
+        context?: string;
+        /** Nodes of the platform's own pods: data services, their backup and drill Jobs, analysis Jobs. */
+        placement: Pick<PlacementConfig, "nodeSelector" | "tolerations">;
+    };
     gcp: GcpConfig;
     postgres: PostgresConfig;
     redis: RedisConfig;

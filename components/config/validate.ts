@@ -77,10 +77,13 @@ export function validateConfig(raw: Record<string, unknown>, stack: string): Sta
         required: true, pattern: patterns.dnsLabel, means: "a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters",
     }) ?? "invalid";
 
-    const k8s = object(p, "kubernetes", get("kubernetes"), ["renderYamlToDirectory", "context"]) ?? {};
+    const k8s = object(p, "kubernetes", get("kubernetes"), ["renderYamlToDirectory", "context", "placement"]) ?? {};
+    // Where the platform's own pods run (apps have apps.<app>.nodeSelector/tolerations).
+    const placement = validatePlacement(p, "kubernetes.placement", object(p, "kubernetes.placement", k8s.placement, ["nodeSelector", "tolerations"]) ?? {});
     const kubernetes = {
         renderYamlToDirectory: string(p, "kubernetes.renderYamlToDirectory", k8s.renderYamlToDirectory),
         context: string(p, "kubernetes.context", k8s.context),
+        placement: { nodeSelector: placement.nodeSelector, tolerations: placement.tolerations },
     };
 
     const gcp = validateGcp(p, get("gcp"), raw);

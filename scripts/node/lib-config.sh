@@ -99,7 +99,10 @@ failCgroupV1: false
 failSwapOn: false
 podLogsDir: $NRUN/pod-logs
 volumePluginDir: $NRUN/kubelet/volume-plugins
-# no cluster DNS here: pods get an empty resolv.conf (names fail fast) rather than the host's
+# the node's CoreDNS (lib-dns.sh) behind the kube-dns Service; no host resolv.conf: pods get no
+# nameserver or search domain of the host's (they have no egress)
+clusterDNS: [$DNS_IP]
+clusterDomain: $CLUSTER_DOMAIN
 resolvConf: ""
 registerWithTaints: [{key: $NODE_TAINT_KEY, value: "true", effect: NoSchedule}]
 # images are imported, never pulled: never collect them, and no disk-pressure eviction on a busy disk

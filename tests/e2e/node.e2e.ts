@@ -133,6 +133,43 @@ describe("the real node (scripts/ensure-node): real pods, probes and traffic", f
         assert.equal(answer.version, "v1");
     });
 
+    it("cluster DNS: a pod resolves <service>.<namespace>.svc.cluster.local and its short name to the Service's ClusterIP; a name outside the cluster fails at once", async function () {
+        const web = (await kube.get(`${paths.services}/web`))!;
+        const kubernetes = (await kube.get("/api/v1/namespaces/default/services/kubernetes"))!;
+        const dns = await kube.get("/api/v1/namespaces/kube-system/services/kube-dns");
+        assert.equal(dns?.spec.clusterIP, "10.96.0.10", "the kube-dns Service has the documented address");
+        const names = [`web.${NS}.svc.cluster.local`, "web", "kubernetes.default", `missing.${NS}.svc.cluster.local`, "example.com"];
+        const t = Date.now();
+        await kube.create(paths.pods, {
+            metadata: { name: "dns-check" },
+            spec: {
+                nodeSelector: REAL_NODE.nodeSelector, tolerations: REAL_NODE.tolerations, restartPolicy: "Never", automountServiceAccountToken: false,
+                securityContext: { runAsNonRoot: true, runAsUser: APP_UID, runAsGroup: APP_UID, seccompProfile: { type: "RuntimeDefault" } },
+                containers: [{
+                    name: "resolve", image: `${TESTAPP}:v1`, imagePullPolicy: "Never", command: ["/app/bin/platform-testapp", "resolve", ...names],
+                    resources: { requests: { cpu: "20m", memory: "16Mi" }, limits: { cpu: "200m", memory: "32Mi" } },
+                    securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, seccompProfile: { type: "RuntimeDefault" } },
+                }],
+            },
+        });
+        const pod = await waitFor("the DNS check pod finished", 60, async () => {
+            const p = await kube.get(`${paths.pods}/dns-check`);
+            return p?.status?.containerStatuses?.[0]?.state?.terminated ? p : undefined;
+        });
+        figures["DNS check pod: create → finished (s)"] = since(t);
+        const done = pod.status.containerStatuses[0].state.terminated;
+        const lines: Record<string, string> = Object.fromEntries(done.message.trim().split("\n").map((l: string) => [l.split(" ")[0], l.slice(l.indexOf(" ") + 1)]));
+        assert.equal(lines[names[0]], web.spec.clusterIP, `the full name: ${done.message}`);
+        assert.equal(lines.web, web.spec.clusterIP, `the short name (search path): ${done.message}`);
+        assert.equal(lines["kubernetes.default"], kubernetes.spec.clusterIP, done.message);
+        for (const missing of names.slice(3)) {
+            const m = /^error \((\d+) ms\)/.exec(lines[missing] ?? "");
+            assert.ok(m && Number(m[1]) < 2000, `${missing} should fail at once: ${lines[missing]}`);
+        }
+        assert.equal(done.exitCode, 1, "resolve exits 1 when a name is missing");
+        await kube.delete(`${paths.pods}/dns-check`);
+    });
+
     it("the Service moves from v1 to v2 and v1 is deleted under 200 requests/s: 0 failed requests", async function () {
         await kube.create(paths.deployments, deployment("v2", "v2", 2));
         await waitFor("v2 rolled out", 120, () => rolledOutNow("v2"));
@@ -205,7 +242,7 @@ describe("the real node (scripts/ensure-node): real pods, probes and traffic", f
         assert.ok(r.failedWindow && r.failedWindow.lastMs - r.failedWindow.firstMs < 4000, JSON.stringify(r.failedWindow));
     });
 
-    it("`ensure-node stop` leaves nothing: no process, KUBE- chain, bridge, mount, cgroup or Node", async function () {
+    it("`ensure-node stop` leaves nothing: no process, KUBE- chain, bridge, mount, cgroup, Node, DNS Service or volume", async function () {
         await kube.delete(`/api/v1/namespaces/${NS}`);
         const t = Date.now();
         stopNode(process.env);
@@ -227,5 +264,11 @@ describe("the real node (scripts/ensure-node): real pods, probes and traffic", f
         for (const p of HOST_PATHS) if (!existedBefore.has(p)) assert.equal(fs.existsSync(p), false, `${p} is left`);
         assert.equal(await kube.get(`/api/v1/nodes/${REAL_NODE.name}`), undefined, "the Node is still in the API");
         assert.equal(await kube.get(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${REAL_NODE.name}`), undefined, "the node's Lease is left");
+        // the cluster DNS and the volumes go with the node
+        assert.equal(await kube.get("/api/v1/namespaces/kube-system/services/kube-dns"), undefined, "the kube-dns Service is left");
+        assert.deepEqual((await kube.list("/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dkube-dns")).map((e) => e.metadata.name), [], "kube-dns EndpointSlices left");
+        assert.deepEqual((await kube.list("/api/v1/persistentvolumes?labelSelector=platform.dev%2Fnode-volume%3Dtrue")).map((v) => v.metadata.name), [], "the node's PersistentVolumes are left");
+        assert.equal(await kube.get("/apis/storage.k8s.io/v1/storageclasses/platform-node-local"), undefined, "the StorageClass is left");
+        assert.equal(fs.existsSync(`${env.PLATFORM_NODE_RUN}/volumes`), false, "the volumes' directories are left");
     });
 });

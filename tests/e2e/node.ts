@@ -31,6 +31,10 @@ export interface NodeEnv {
     PLATFORM_NODE_POD_LOGS: string;
     PLATFORM_NODE_CGROUP: string;
     PLATFORM_NODE_BRIDGE: string;
+    /** The cluster DNS address (the kube-dns Service, served by the node's CoreDNS). */
+    PLATFORM_NODE_DNS: string;
+    /** The StorageClass of the node's local PersistentVolumes. */
+    PLATFORM_NODE_STORAGE_CLASS: string;
 }
 
 /** Starts the control plane and the node if needed (a no-op when both run); their `export` lines. */

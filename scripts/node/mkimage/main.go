@@ -9,6 +9,9 @@
 //
 //	| {"path": "tmp", "dir": true, "mode": 1023} | {"path": "etc/passwd", "content": "…"}],
 //	"config": {image config: User, Entrypoint, Env, …}, "images": [{"ref": "localhost/x:v1", "env": ["VERSION=v1"]}]}
+//
+// or, for a root filesystem assembled elsewhere (mmdebstrap's tar), "layer": "/abs/rootfs.tar"
+// instead of "files": that tar becomes the layer as it is, streamed, never held in memory.
 package main
 
 import (
@@ -18,7 +21,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"sort"
@@ -42,6 +47,7 @@ type image struct {
 
 type spec struct {
 	Files  []file         `json:"files"`
+	Layer  string         `json:"layer,omitempty"`
 	Config map[string]any `json:"config"`
 	Images []image        `json:"images"`
 }
@@ -136,26 +142,70 @@ func main() {
 			die("file paths are relative to the root: %q", f.Path)
 		}
 	}
-	lay := layer(s.Files)
-	layHex := digest(lay)
-
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(name string, data []byte) {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+	// the layer: built from the files in memory, or an existing tar streamed from disk
+	var layerSize int64
+	var layerHex string
+	var writeLayer func(io.Writer) error
+	if s.Layer != "" {
+		if len(s.Files) > 0 {
+			die("a spec has either \"files\" or \"layer\", not both")
+		}
+		f, err := os.Open(s.Layer)
+		if err != nil {
 			die("%v", err)
 		}
+		h := sha256.New()
+		if layerSize, err = io.Copy(h, f); err != nil {
+			die("%s: %v", s.Layer, err)
+		}
+		f.Close()
+		layerHex = hex.EncodeToString(h.Sum(nil))
+		writeLayer = func(w io.Writer) error {
+			f, err := os.Open(s.Layer)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			n, err := io.Copy(w, f)
+			if err == nil && n != layerSize {
+				err = fmt.Errorf("%s changed while being written (%d bytes, expected %d)", s.Layer, n, layerSize)
+			}
+			return err
+		}
+	} else {
+		lay := layer(s.Files)
+		layerSize, layerHex = int64(len(lay)), digest(lay)
+		writeLayer = func(w io.Writer) error { _, err := w.Write(lay); return err }
+	}
+
+	outFile, err := os.Create(*out + ".tmp")
+	if err != nil {
+		die("%v", err)
+	}
+	bw := bufio.NewWriterSize(outFile, 1<<20)
+	tw := tar.NewWriter(bw)
+	header := func(name string, size int64) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+			die("%v", err)
+		}
+	}
+	add := func(name string, data []byte) {
+		header(name, int64(len(data)))
 		if _, err := tw.Write(data); err != nil {
 			die("%v", err)
 		}
 	}
-	add(layHex+"/layer.tar", lay)
+	header(layerHex+"/layer.tar", layerSize)
+	if err := writeLayer(tw); err != nil {
+		die("%v", err)
+	}
 	type entry struct {
 		Config   string
 		RepoTags []string
 		Layers   []string
 	}
 	var manifest []entry
+	written := map[string]bool{} // tags with the same config share its file
 	for _, im := range s.Images {
 		cfg := map[string]any{}
 		for k, v := range s.Config {
@@ -171,19 +221,25 @@ func main() {
 		c, _ := json.Marshal(map[string]any{
 			"architecture": "amd64", "os": "linux", "created": epoch.Format(time.RFC3339),
 			"config":  cfg,
-			"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layHex}},
+			"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerHex}},
 			"history": []map[string]string{{"created": epoch.Format(time.RFC3339), "created_by": "scripts/node/mkimage"}},
 		})
 		cHex := digest(c)
-		add(cHex+".json", c)
-		manifest = append(manifest, entry{Config: cHex + ".json", RepoTags: []string{im.Ref}, Layers: []string{layHex + "/layer.tar"}})
+		if !written[cHex] {
+			add(cHex+".json", c)
+			written[cHex] = true
+		}
+		manifest = append(manifest, entry{Config: cHex + ".json", RepoTags: []string{im.Ref}, Layers: []string{layerHex + "/layer.tar"}})
 	}
 	m, _ := json.Marshal(manifest)
 	add("manifest.json", m)
 	if err := tw.Close(); err != nil {
 		die("%v", err)
 	}
-	if err := os.WriteFile(*out+".tmp", buf.Bytes(), 0o644); err != nil {
+	if err := bw.Flush(); err != nil {
+		die("%v", err)
+	}
+	if err := outFile.Close(); err != nil {
 		die("%v", err)
 	}
 	if err := os.Rename(*out+".tmp", *out); err != nil {

@@ -2,9 +2,13 @@
 // static binary serves every role the program gives an app's image:
 //
 //	platform-testapp [serve]   HTTP on $PORT (8080): GET / → 200 "version=$VERSION …" with X-Version
-//	                           and X-Pod headers; /healthz (also /readyz, /livez) → 200
+//	                           and X-Pod headers; /healthz (also /readyz, /livez) → 200; GET /deps →
+//	                           200 only when SELECT 1 on $DATABASE_URL and PING on $REDIS_HOST:$REDIS_PORT
+//	                           (password $REDIS_PASSWORD) succeed, 503 otherwise (deps.go)
 //	platform-testapp smoke [url]   GET $SMOKE_TEST_URL (or url): exit 0 on 200 (the smoke-test Job)
-//	platform-testapp migrate …     print and exit 0 (the migration Job; /app/bin/migrate is a link)
+//	platform-testapp resolve NAME…  look names up with the pod's resolver (the cluster DNS); exit 1 on a miss
+//	platform-testapp migrate …     the migration Job (/app/bin/migrate is a link): with $DATABASE_URL it
+//	                           records $VERSION in the table platform_testapp_migrations; else prints
 //	curl [--fail] [--max-time s] [--retry n] [--retry-delay s] … URL   (a link: the program's default
 //	                           smoke test runs `curl …`, so this image can also be images.smokeTest)
 //
@@ -24,7 +28,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -64,8 +67,10 @@ func main() {
 		os.Exit(migrate(args))
 	case "curl":
 		os.Exit(curl(args))
+	case "resolve":
+		os.Exit(resolve(args))
 	default:
-		fmt.Fprintf(os.Stderr, "platform-testapp: unknown command %q (serve, smoke, migrate)\n", mode)
+		fmt.Fprintf(os.Stderr, "platform-testapp: unknown command %q (serve, smoke, migrate, resolve)\n", mode)
 		os.Exit(2)
 	}
 }
@@ -89,6 +94,7 @@ func serve() int {
 	for _, p := range []string{"/healthz", "/readyz", "/livez"} {
 		mux.HandleFunc(p, health)
 	}
+	mux.HandleFunc("/deps", deps(version))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Version", version)
 		w.Header().Set("X-Pod", pod)
@@ -137,35 +143,10 @@ func serve() int {
 	return <-done
 }
 
-// serviceURL: the node has no cluster DNS, so <svc>.<ns>.svc[.cluster.local] is resolved from the
-// service links the kubelet puts in every pod (<SVC>_SERVICE_HOST/_PORT, Services of the pod's
-// namespace that existed when it started, as a smoke-test Job's Service does).
-func serviceURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	host := u.Hostname()
-	if !strings.Contains(host, ".svc") {
-		return raw
-	}
-	name := strings.ToUpper(strings.ReplaceAll(strings.SplitN(host, ".", 2)[0], "-", "_"))
-	ip := os.Getenv(name + "_SERVICE_HOST")
-	if ip == "" {
-		return raw
-	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-	}
-	u.Host = net.JoinHostPort(ip, port)
-	return u.String()
-}
-
 // get: one GET; the status code, or an error.
 func get(raw string, timeout time.Duration) (int, string, error) {
 	c := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	resp, err := c.Get(serviceURL(raw))
+	resp, err := c.Get(raw)
 	if err != nil {
 		return 0, "", err
 	}
@@ -194,7 +175,7 @@ func smoke(args []string) int {
 			fmt.Printf("smoke: GET %s → 200 %s\n", target, body)
 			return 0
 		}
-		fmt.Fprintf(os.Stderr, "smoke: GET %s (%s) attempt %d/%d: status %d %v %s\n", target, serviceURL(target), i, attempts, code, err, body)
+		fmt.Fprintf(os.Stderr, "smoke: GET %s attempt %d/%d: status %d %v %s\n", target, i, attempts, code, err, body)
 		if i >= attempts {
 			return 1
 		}
@@ -207,6 +188,14 @@ func migrate(args []string) int {
 	if os.Getenv("FAIL_MIGRATION") == "1" {
 		fmt.Fprintf(os.Stderr, "migrate %s: failing on purpose (FAIL_MIGRATION=1) version=%s\n", strings.Join(args, " "), v)
 		return 1
+	}
+	if os.Getenv("DATABASE_URL") != "" {
+		if err := migrateDatabase(args, v); err != nil {
+			fmt.Fprintf(os.Stderr, "migrate %s: version=%s: %v\n", strings.Join(args, " "), v, err)
+			return 1
+		}
+		fmt.Printf("migrate %s: version=%s recorded in platform_testapp_migrations\n", strings.Join(args, " "), v)
+		return 0
 	}
 	fmt.Printf("migrate %s: version=%s done\n", strings.Join(args, " "), v)
 	return 0
