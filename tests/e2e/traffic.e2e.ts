@@ -36,7 +36,10 @@ const APPS = {
     shop: onRealNode({ component: "frontend", replicas: 4, strategy: "canary", canary: { stable: "v1", weight: 0 }, routing: { kind: "replicas" }, nodePort: PORTS.shop }),
     worker: onRealNode({
         component: "worker", replicas: 2, strategy: "rolling", tag: "v1", uses: ["postgres", "redis"],
-        migrations: { command: ["/app/bin/migrate", "up"] }, nodePort: PORTS.worker,
+        // The cluster stack's Postgres is simulated (kwok): the test app's migrate would connect to it
+        // (DATABASE_URL is injected) and fail. The migration Job stands in by resolving the database's
+        // name through the cluster DNS; a real migration against a real Postgres is the data tier's.
+        migrations: { command: ["/app/bin/platform-testapp", "resolve", "postgres"] }, nodePort: PORTS.worker,
     }),
 };
 
